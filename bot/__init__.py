@@ -1,0 +1,1 @@
+"""liqbot: liquidation, funding and open-interest alerts for crypto derivatives traders."""

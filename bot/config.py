@@ -1,0 +1,233 @@
+"""Settings: one TOML file (see config.example.toml), read once into frozen dataclasses.
+
+Every problem in a file is collected and reported with its key, so `liqbot check-config` can
+list them all at once instead of failing on the first.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.units import parse_duration
+
+CONFIG_ENV = "LIQBOT_CONFIG"
+DEFAULT_CONFIG_FILE = "config.toml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class ExchangeSettings:
+    name: str
+    enabled: bool
+    ws_url: str
+    rest_url: str
+    silence_timeout: float
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    path: str = "liqbot.db"
+    events_retention_days: float = 7
+    rollups_retention_days: float = 90
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    funding_interval: float = 60
+    open_interest_interval: float = 300
+    instruments_interval: float = 3600
+    reconnect_min: float = 1
+    reconnect_max: float = 60
+    recycle_after: float = 23 * 3600
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    log_level: str = "INFO"
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def enabled_exchanges(self) -> list[ExchangeSettings]:
+        return [exchange for exchange in self.exchanges.values() if exchange.enabled]
+
+
+EXCHANGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "binance": {
+        "ws_url": "wss://fstream.binance.com/market",
+        "rest_url": "https://fapi.binance.com",
+    },
+    "bybit": {
+        "ws_url": "wss://stream.bybit.com/v5/public/linear",
+        "rest_url": "https://api.bybit.com",
+    },
+    "okx": {"ws_url": "wss://ws.okx.com:8443/ws/v5/public", "rest_url": "https://www.okx.com"},
+}
+DEFAULT_SILENCE_TIMEOUT = 120.0
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` lists each as "key: what is wrong"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not value.startswith(schemes):
+            raise ValueError(f"expected a URL starting with {' or '.join(schemes)}")
+        return value.rstrip("/")
+
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _days(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError("expected a number of days above zero")
+    return float(value)
+
+
+def _log_level(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+class _Reader:
+    """Reads typed values out of the raw TOML tables, collecting problems as it goes."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def table(self, path: str, known: set[str]) -> Mapping[str, Any]:
+        node: Any = self.raw
+        for part in path.split("."):
+            node = node.get(part, {}) if isinstance(node, Mapping) else None
+        if not isinstance(node, Mapping):
+            self.problems.append(f"{path}: expected a table")
+            return {}
+        for key in sorted(set(node) - known):
+            self.problems.append(f"{path}.{key}: unknown key (known: {', '.join(sorted(known))})")
+        return node
+
+    def value(
+        self,
+        table: Mapping[str, Any],
+        path: str,
+        key: str,
+        check: Callable[[Any], Any],
+        default: Any,
+    ) -> Any:
+        if key not in table:
+            return default
+        try:
+            return check(table[key])
+        except ValueError as error:
+            self.problems.append(f"{path}.{key}: {error}")
+            return default
+
+
+def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
+    reader = _Reader(raw)
+    for key in sorted(set(raw) - {"storage", "exchanges", "collector", "logging", "defaults"}):
+        reader.problems.append(f"{key}: unknown table")
+
+    storage_raw = reader.table(
+        "storage", {"path", "events_retention_days", "rollups_retention_days"}
+    )
+    storage = StorageSettings(
+        path=reader.value(storage_raw, "storage", "path", _text, StorageSettings.path),
+        events_retention_days=reader.value(
+            storage_raw, "storage", "events_retention_days", _days, 7.0
+        ),
+        rollups_retention_days=reader.value(
+            storage_raw, "storage", "rollups_retention_days", _days, 90.0
+        ),
+    )
+
+    collector_keys = {f.name for f in CollectorSettings.__dataclass_fields__.values()}
+    collector_raw = reader.table("collector", collector_keys)
+    collector = CollectorSettings(
+        **{
+            key: reader.value(
+                collector_raw, "collector", key, parse_duration, getattr(CollectorSettings, key)
+            )
+            for key in collector_keys
+        }
+    )
+    if collector.reconnect_min > collector.reconnect_max:
+        reader.problems.append("collector.reconnect_min: must not exceed collector.reconnect_max")
+
+    reader.table("exchanges", set(EXCHANGE_DEFAULTS))
+    exchanges = {}
+    for name, defaults in EXCHANGE_DEFAULTS.items():
+        path = f"exchanges.{name}"
+        table = reader.table(path, {"enabled", "ws_url", "rest_url", "silence_timeout"})
+        exchanges[name] = ExchangeSettings(
+            name=name,
+            enabled=reader.value(table, path, "enabled", _boolean, True),
+            ws_url=reader.value(
+                table, path, "ws_url", _url(("ws://", "wss://")), defaults["ws_url"]
+            ),
+            rest_url=reader.value(
+                table, path, "rest_url", _url(("http://", "https://")), defaults["rest_url"]
+            ),
+            silence_timeout=reader.value(
+                table, path, "silence_timeout", parse_duration, DEFAULT_SILENCE_TIMEOUT
+            ),
+        )
+    if not any(exchange.enabled for exchange in exchanges.values()):
+        reader.problems.append("exchanges: every exchange is disabled; enable at least one")
+
+    logging_raw = reader.table("logging", {"level"})
+    log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
+    defaults = raw.get("defaults", {})
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return Settings(storage, exchanges, collector, log_level, defaults)
+
+
+def config_path(explicit: str | None) -> Path | None:
+    """The file to read: --config, else $LIQBOT_CONFIG, else ./config.toml if present, else none
+    (the built-in defaults, which run on the embedded SQLite store with no tokens)."""
+    chosen = explicit or os.environ.get(CONFIG_ENV)
+    if chosen:
+        return Path(chosen)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def load_settings(path: Path | None) -> Settings:
+    if path is None:
+        return settings_from_dict({})
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{path}: cannot read: {error}"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path}: not valid TOML: {error}"]) from None
+    return settings_from_dict(raw)

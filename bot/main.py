@@ -1,0 +1,176 @@
+"""`liqbot run`: collectors, pollers and the writer in one asyncio loop until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlite_utils import Database
+
+from bot.config import Settings
+from bot.feeds import Collector
+from bot.market import HISTORY_MINUTES, MarketState
+from bot.pipeline import Pipeline
+from bot.recorder import Recorder, now_ms
+from bot.rest import RestClient, RestError
+from bot.sources import BinanceSource, BybitSource, OkxSource, Source
+from bot.venues.common import MALFORMED
+from storage import market_data, open_database
+
+log = logging.getLogger(__name__)
+
+SOURCE_TYPES: dict[str, type[BinanceSource] | type[BybitSource] | type[OkxSource]] = {
+    "binance": BinanceSource,
+    "bybit": BybitSource,
+    "okx": OkxSource,
+}
+SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
+CLOCK_TICK = 1.0
+PRUNE_INTERVAL = 3600.0
+T = TypeVar("T")
+
+
+class App:
+    """Everything `liqbot run` owns. Built from settings; `run()` returns after `stop` is set."""
+
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db if db is not None else open_database(settings.storage.path)
+        self.market = MarketState(now_ms())
+        self.market.load_rollups(
+            market_data.read_rollups(self.db, self.market.minute - HISTORY_MINUTES)
+        )
+        self.collectors: list[Collector] = []
+        self.recorder = Recorder(self.db, health=lambda: [c.health for c in self.collectors])
+        self.pipeline = Pipeline(self.market, self.recorder)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
+            sources = self._sources(session)
+            scheduler = self._scheduler(sources)
+            tasks = [asyncio.create_task(self.recorder.run(), name="recorder")]
+            tasks += [
+                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
+                for collector in self.collectors
+            ]
+            scheduler.start()
+            log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
+            try:
+                await stop.wait()
+            finally:
+                log.info("stopping")
+                scheduler.shutdown(wait=False)
+                for task in reversed(tasks):  # the recorder last, so its final flush sees all
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+
+    def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
+        last_seen = {
+            row["venue"]: row["last_message_at"] for row in market_data.read_health(self.db)
+        }
+        sources: list[Source] = []
+        for exchange in self.settings.enabled_exchanges:
+            rest = RestClient(session, exchange.name, exchange.rest_url)
+            source = SOURCE_TYPES[exchange.name](rest, exchange.ws_url)
+            sources.append(source)
+            self.collectors.append(
+                Collector(
+                    source.stream(),
+                    session,
+                    exchange,
+                    self.settings.collector,
+                    self.pipeline.on_liquidations,
+                    self.recorder.add_gap,
+                    gap_since=last_seen.get(exchange.name),
+                )
+            )
+        return sources
+
+    def _scheduler(self, sources: list[Source]) -> AsyncIOScheduler:
+        scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        config = self.settings.collector
+        for source, collector in zip(sources, self.collectors, strict=True):
+            self._every(
+                scheduler,
+                config.funding_interval,
+                f"{source.venue}-funding",
+                self._poll(source.venue, source.poll_funding, self.recorder.add_funding),
+            )
+            self._every(
+                scheduler,
+                config.open_interest_interval,
+                f"{source.venue}-oi",
+                self._poll(
+                    source.venue, source.poll_open_interest, self.recorder.add_open_interest
+                ),
+            )
+            self._every(
+                scheduler,
+                config.instruments_interval,
+                f"{source.venue}-instruments",
+                self._poll(source.venue, source.refresh_instruments, collector.send),
+                start_now=False,
+            )
+        self._every(scheduler, CLOCK_TICK, "clock", self._tick)
+        self._every(scheduler, PRUNE_INTERVAL, "prune", self._prune)
+        return scheduler
+
+    @staticmethod
+    def _every(
+        scheduler: AsyncIOScheduler,
+        seconds: float,
+        name: str,
+        job: Callable[[], Awaitable[None]],
+        start_now: bool = True,
+    ) -> None:
+        first_run: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if start_now else {}
+        scheduler.add_job(job, "interval", seconds=seconds, id=name, name=name, **first_run)
+
+    @staticmethod
+    def _poll(
+        venue: str, fetch: Callable[[], Awaitable[T]], deliver: Callable[[T], object]
+    ) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            try:
+                result = await fetch()
+            except RestError as error:
+                log.warning("%s", error)
+                return
+            except MALFORMED as error:
+                log.warning("%s: unexpected REST payload (%r); skipped", venue, error)
+                return
+            outcome = deliver(result)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+        return job
+
+    async def _tick(self) -> None:
+        self.market.advance(now_ms())
+
+    async def _prune(self) -> None:
+        storage = self.settings.storage
+        with self.db.atomic():
+            market_data.prune(
+                self.db, now_ms(), storage.events_retention_days, storage.rollups_retention_days
+            )
+
+
+def run_forever(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; flush and return 0."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await App(settings).run(stop)
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,158 @@
+"""Rolling liquidation totals, kept in memory so a window read never scans stored events.
+
+Liquidations land in per-minute buckets keyed by (venue, base asset, position). Each window keeps
+a running sum of its *completed* minutes: when the clock passes a minute, that minute is added
+to every window and the minute that falls out of each window is subtracted. A read is then that
+running sum plus the current minute's bucket, whatever the window's length.
+
+A window of N minutes covers the current (partial) minute and the N-1 minutes before it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from bot.events import Liquidation
+
+WINDOWS: dict[str, int] = {"5m": 5, "15m": 15, "1h": 60, "4h": 240, "24h": 1440}
+HISTORY_MINUTES = max(WINDOWS.values())
+MS_PER_MINUTE = 60_000
+
+Key = tuple[str, str, str]  # venue, base asset, position
+Bucket = dict[Key, list[float]]  # key -> [usd, count]
+RollupRow = tuple[int, str, str, str, float, int]  # minute, venue, base, position, usd, count
+
+
+@dataclass(slots=True)
+class WindowTotals:
+    window: str
+    total_usd: float = 0.0
+    long_usd: float = 0.0
+    short_usd: float = 0.0
+    count: int = 0
+    by_exchange: dict[str, float] = field(default_factory=dict)
+    by_base: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def long_share(self) -> float:
+        return self.long_usd / self.total_usd if self.total_usd else 0.0
+
+
+def _add_into(target: Bucket, source: Bucket, sign: int) -> None:
+    for key, (usd, count) in source.items():
+        slot = target.get(key)
+        if slot is None:
+            target[key] = [usd * sign, count * sign]
+            continue
+        slot[0] += usd * sign
+        slot[1] += count * sign
+        if slot[1] == 0:  # counts are exact, so an empty key leaves no float residue behind
+            del target[key]
+
+
+class MarketState:
+    def __init__(self, now_ms: int) -> None:
+        self._minute = now_ms // MS_PER_MINUTE
+        self._buckets: dict[int, Bucket] = {}
+        self._current: Bucket = self._buckets.setdefault(self._minute, {})
+        self._completed: dict[str, Bucket] = {name: {} for name in WINDOWS}
+
+    @property
+    def minute(self) -> int:
+        return self._minute
+
+    def add(self, event: Liquidation) -> None:
+        """Count one liquidation. Called for every event: the common case is two dict lookups."""
+        minute = event.ts // MS_PER_MINUTE
+        key = (event.venue, event.base, event.position)
+        if minute == self._minute:
+            bucket = self._current
+        else:
+            other = self._bucket_for_other_minute(
+                minute, event.recv_ts // MS_PER_MINUTE, key, event.usd
+            )
+            if other is None:
+                return
+            bucket = other
+        slot = bucket.get(key)
+        if slot is None:
+            bucket[key] = [event.usd, 1]
+        else:
+            slot[0] += event.usd
+            slot[1] += 1
+
+    def _bucket_for_other_minute(
+        self, minute: int, received_minute: int, key: Key, usd: float
+    ) -> Bucket | None:
+        """The bucket for an event outside the current minute, or None for one too old to count.
+
+        A late event is also added to the running sums of the windows that already hold its
+        minute. A venue clock ahead of ours moves the clock on, but never past our own clock.
+        """
+        if minute > self._minute:
+            self.advance(min(minute, received_minute + 1) * MS_PER_MINUTE)
+            return self._current
+        age = self._minute - minute
+        if age >= HISTORY_MINUTES:
+            return None
+        for name, length in WINDOWS.items():
+            if age < length:
+                _add_into(self._completed[name], {key: [usd, 1]}, 1)
+        return self._buckets.setdefault(minute, {})
+
+    def advance(self, now_ms: int) -> None:
+        """Move the clock to `now_ms`, folding finished minutes into the windows."""
+        target = now_ms // MS_PER_MINUTE
+        if target <= self._minute:
+            return
+        if target - self._minute > HISTORY_MINUTES:
+            self._minute = target
+            self._buckets = {}
+            self._completed = {name: {} for name in WINDOWS}
+        while self._minute < target:
+            finished = self._buckets.get(self._minute)
+            self._minute += 1
+            for name, length in WINDOWS.items():
+                completed = self._completed[name]
+                if finished:
+                    _add_into(completed, finished, 1)
+                leaving = self._buckets.get(self._minute - length)
+                if leaving:
+                    _add_into(completed, leaving, -1)
+            self._buckets.pop(self._minute - HISTORY_MINUTES, None)
+        self._current = self._buckets.setdefault(self._minute, {})
+
+    def load_rollups(self, rows: Iterable[RollupRow]) -> None:
+        """Rebuild from stored per-minute rollups (at start, or in another process)."""
+        oldest = self._minute - HISTORY_MINUTES + 1
+        for minute, venue, base, position, usd, count in rows:
+            if oldest <= minute <= self._minute:
+                bucket = self._buckets.setdefault(minute, {})
+                _add_into(bucket, {(venue, base, position): [usd, count]}, 1)
+        self._current = self._buckets.setdefault(self._minute, {})
+        for name, length in WINDOWS.items():
+            completed: Bucket = {}
+            for minute in range(self._minute - length + 1, self._minute):
+                if minute in self._buckets:
+                    _add_into(completed, self._buckets[minute], 1)
+            self._completed[name] = completed
+
+    def totals(self, window: str) -> WindowTotals:
+        totals = WindowTotals(window)
+        by_exchange: defaultdict[str, float] = defaultdict(float)
+        by_base: defaultdict[str, float] = defaultdict(float)
+        for source in (self._completed[window], self._current):
+            for (venue, base, position), (usd, count) in source.items():
+                totals.count += int(count)
+                if position == "long":
+                    totals.long_usd += usd
+                else:
+                    totals.short_usd += usd
+                by_exchange[venue] += usd
+                by_base[base] += usd
+        totals.total_usd = totals.long_usd + totals.short_usd
+        totals.by_exchange = dict(by_exchange)
+        totals.by_base = dict(sorted(by_base.items(), key=lambda item: -item[1]))
+        return totals

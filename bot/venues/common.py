@@ -1,0 +1,36 @@
+"""Helpers shared by the pure venue parsers."""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+
+# Longest first, so "FDUSD" is not read as "FD" + "USD".
+_QUOTE_SUFFIXES = ("FDUSD", "USDT", "USDC", "BUSD", "PERP", "USD")
+# Venues list small-priced coins per 1,000 (or more) units: 1000PEPEUSDT is PEPE.
+_MULTIPLIER = re.compile(r"^(?:1000000|100000|10000|1000|1M)(?=[A-Z])")
+
+# Errors a parser may meet on a frame of the wrong shape; each means "malformed frame".
+MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+@lru_cache(maxsize=8192)
+def base_asset(symbol: str) -> str:
+    """The traded coin of a symbol: BTCUSDT, BTC-USDT-SWAP, BTCPERP -> BTC; 1000PEPEUSDT -> PEPE.
+
+    Assets from different venues merge on this name, so it must agree across venues.
+    """
+    head = symbol.upper().split("-", 1)[0].split("_", 1)[0]
+    for quote in _QUOTE_SUFFIXES:
+        if head.endswith(quote) and len(head) > len(quote):
+            head = head[: -len(quote)]
+            break
+    return _MULTIPLIER.sub("", head) or head
+
+
+def positive(value: float) -> float:
+    """`value` if it is a finite number above zero; otherwise a ValueError (malformed frame)."""
+    if value > 0 and math.isfinite(value):
+        return value
+    raise ValueError(f"expected a positive finite number, got {value!r}")

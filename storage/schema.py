@@ -1,0 +1,71 @@
+"""The schema, as an ordered list of migrations. Add a new function for every change; never edit
+one that has shipped."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("liqbot")
+
+
+@migrations()
+def create_market_tables(db: Database) -> None:
+    db.table("events").create(
+        {
+            "ts": int,
+            "recv_ts": int,
+            "venue": str,
+            "symbol": str,
+            "base": str,
+            "position": str,
+            "price": float,
+            "qty": float,
+            "usd": float,
+        }
+    )
+    db.table("events").create_index(["ts"])
+    db.table("rollups").create(
+        {"minute": int, "venue": str, "base": str, "position": str, "usd": float, "count": int},
+        pk=("minute", "venue", "base", "position"),
+    )
+    db.table("funding").create(
+        {
+            "venue": str,
+            "symbol": str,
+            "base": str,
+            "rate": float,
+            "interval_hours": float,
+            "rate_8h": float,
+            "apr": float,
+            "mark_price": float,
+            "next_funding_time": int,
+            "updated_at": int,
+        },
+        pk=("venue", "symbol"),
+    )
+    db.table("funding_history").create(
+        {"hour": int, "venue": str, "symbol": str, "rate_8h": float},
+        pk=("hour", "venue", "symbol"),
+    )
+    db.table("open_interest").create(
+        {"venue": str, "symbol": str, "base": str, "usd": float, "updated_at": int},
+        pk=("venue", "symbol"),
+    )
+    db.table("oi_history").create(
+        {"bucket": int, "venue": str, "base": str, "usd": float},
+        pk=("bucket", "venue", "base"),
+    )
+    db.table("gaps").create({"id": int, "venue": str, "start_ts": int, "end_ts": int}, pk="id")
+    db.table("gaps").create_index(["end_ts"])
+    db.table("sources").create(
+        {
+            "venue": str,
+            "connected": int,
+            "last_message_at": int,
+            "reconnects": int,
+            "messages": int,
+            "parse_errors": int,
+            "updated_at": int,
+        },
+        pk="venue",
+    )
