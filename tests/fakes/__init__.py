@@ -1,0 +1,16 @@
+"""In-process fake exchange servers speaking each venue's public wire format."""
+
+from .binance import FakeBinance, force_order
+from .bybit import FakeBybit, all_liquidation
+from .okx import RATE_LIMITED, FakeOkx, detail, liquidation_orders
+
+__all__ = [
+    "RATE_LIMITED",
+    "FakeBinance",
+    "FakeBybit",
+    "FakeOkx",
+    "all_liquidation",
+    "detail",
+    "force_order",
+    "liquidation_orders",
+]
