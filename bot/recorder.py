@@ -34,6 +34,7 @@ class Recorder:
         self._interests: list[OpenInterest] = []
         self._gaps: list[Gap] = []
         self._full = asyncio.Event()
+        self._flushed = asyncio.Event()
 
     def add_liquidations(self, events: list[Liquidation]) -> None:
         self._events += events
@@ -67,6 +68,14 @@ class Recorder:
             if gaps:
                 market_data.save_gaps(self.db, gaps)
             market_data.save_health(self.db, self._health(), now)
+        self._flushed.set()
+        self._flushed = asyncio.Event()
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        """Return once `condition()` holds, checking after every flush (tests and tools that
+        read the database wait on this rather than on a timer)."""
+        while not condition():
+            await self._flushed.wait()
 
     async def run(self) -> None:
         """Flush every second (or sooner when a batch fills) until cancelled; then flush once

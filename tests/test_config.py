@@ -21,7 +21,10 @@ def test_contract_keys_and_defaults() -> None:
     assert settings.storage.path == "/tmp/x.db"
     binance = settings.exchanges["binance"]
     assert (binance.enabled, binance.ws_url, binance.rest_url) == (
-        True, "wss://fstream.binance.com/market", "https://fapi.binance.com")
+        True,
+        "wss://fstream.binance.com/market",
+        "https://fapi.binance.com",
+    )
     assert settings.exchanges["bybit"].ws_url == "wss://stream.bybit.com/v5/public/linear"
     assert settings.exchanges["okx"].rest_url == "https://www.okx.com"
     assert settings.collector.funding_interval == 60
@@ -29,20 +32,25 @@ def test_contract_keys_and_defaults() -> None:
 
 
 def test_durations_accept_text_and_seconds() -> None:
-    settings = settings_from_dict({"collector": {"funding_interval": "2m",
-                                                 "open_interest_interval": 90}})
+    settings = settings_from_dict(
+        {"collector": {"funding_interval": "2m", "open_interest_interval": 90}}
+    )
     assert (settings.collector.funding_interval, settings.collector.open_interest_interval) == (
-        120, 90)
+        120,
+        90,
+    )
 
 
 def test_every_problem_is_reported_with_its_key() -> None:
     with pytest.raises(ConfigError) as caught:
-        settings_from_dict({
-            "storage": {"path": ""},
-            "exchanges": {"binance": {"enabled": "yes", "ws_url": "https://x"}, "kraken": {}},
-            "collector": {"funding_interval": "soon"},
-            "telegramm": {},
-        })
+        settings_from_dict(
+            {
+                "storage": {"path": ""},
+                "exchanges": {"binance": {"enabled": "yes", "ws_url": "https://x"}, "kraken": {}},
+                "collector": {"funding_interval": "soon"},
+                "telegramm": {},
+            }
+        )
     assert caught.value.problems == [
         "telegramm: unknown table",
         "storage.path: expected a non-empty string",
@@ -56,8 +64,9 @@ def test_every_problem_is_reported_with_its_key() -> None:
 
 def test_all_exchanges_disabled_is_a_problem() -> None:
     with pytest.raises(ConfigError, match="enable at least one"):
-        settings_from_dict({"exchanges": {name: {"enabled": False}
-                                          for name in ("binance", "bybit", "okx")}})
+        settings_from_dict(
+            {"exchanges": {name: {"enabled": False} for name in ("binance", "bybit", "okx")}}
+        )
 
 
 def test_check_config_exits_non_zero_listing_problems(

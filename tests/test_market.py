@@ -19,7 +19,11 @@ def test_window_totals_split_by_side_venue_and_asset() -> None:
     state.add(liq("okx", "ETH", "short", 50_000, T0 + 3_000))
     totals = state.totals("5m")
     assert (totals.total_usd, totals.long_usd, totals.short_usd, totals.count) == (
-        1_000_000, 950_000, 50_000, 3)
+        1_000_000,
+        950_000,
+        50_000,
+        3,
+    )
     assert totals.long_share == 0.95
     assert totals.by_exchange == {"binance": 900_000, "bybit": 50_000, "okx": 50_000}
     assert totals.by_base == {"BTC": 950_000, "ETH": 50_000}

@@ -21,14 +21,24 @@ def liq(venue: str, symbol: str, base: str, position: str, usd: float, ts: int) 
 
 def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: Path) -> None:
     db = open_database(tmp_path / "liq.db")
-    health = [SourceHealth("binance", connected=True, last_message_at=NOW, reconnects=2,
-                           messages=10, parse_errors=1)]
+    health = [
+        SourceHealth(
+            "binance",
+            connected=True,
+            last_message_at=NOW,
+            reconnects=2,
+            messages=10,
+            parse_errors=1,
+        )
+    ]
     recorder = Recorder(db, health=lambda: health)
-    recorder.add_liquidations([
-        liq("binance", "BTCUSDT", "BTC", "long", 1_000.0, NOW - 1_000),
-        liq("binance", "BTCUSDT", "BTC", "long", 500.0, NOW - 2_000),
-        liq("okx", "BTC-USDT-SWAP", "BTC", "short", 250.0, NOW - 3_000),
-    ])
+    recorder.add_liquidations(
+        [
+            liq("binance", "BTCUSDT", "BTC", "long", 1_000.0, NOW - 1_000),
+            liq("binance", "BTCUSDT", "BTC", "long", 500.0, NOW - 2_000),
+            liq("okx", "BTC-USDT-SWAP", "BTC", "short", 250.0, NOW - 3_000),
+        ]
+    )
     recorder.add_funding([FundingRate("bybit", "BTCUSDT", "BTC", 0.0004, 4.0, 91_000.0, None)])
     recorder.add_open_interest([OpenInterest("okx", "BTC-USDT-SWAP", "BTC", 2.5e9, NOW)])
     recorder.add_gap(Gap("binance", NOW - 60_000, NOW - 30_000))
@@ -44,22 +54,34 @@ def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: 
     status = build_status(reader, settings_from_dict({}), NOW)
     hour = status["liquidations"]["1h"]
     assert hour == {
-        "total_usd": 1_750.0, "long_usd": 1_500.0, "short_usd": 250.0,
-        "long_share": 1_500.0 / 1_750.0, "count": 3,
+        "total_usd": 1_750.0,
+        "long_usd": 1_500.0,
+        "short_usd": 250.0,
+        "long_share": 1_500.0 / 1_750.0,
+        "count": 3,
         "by_exchange": {"binance": 1_500.0, "bybit": 0.0, "okx": 250.0},
         "by_symbol": {"BTC": 1_750.0},
     }
-    assert status["funding"] == [{
-        "exchange": "bybit", "symbol": "BTCUSDT", "base": "BTC", "rate": 0.0004,
-        "interval_hours": 4.0, "rate_8h": 0.0008, "apr": 0.0004 * 6 * 365,
-    }]
+    assert status["funding"] == [
+        {
+            "exchange": "bybit",
+            "symbol": "BTCUSDT",
+            "base": "BTC",
+            "rate": 0.0004,
+            "interval_hours": 4.0,
+            "rate_8h": 0.0008,
+            "apr": 0.0004 * 6 * 365,
+        }
+    ]
     assert status["open_interest"] == [
-        {"exchange": "okx", "symbol": "BTC-USDT-SWAP", "base": "BTC", "usd": 2.5e9}]
+        {"exchange": "okx", "symbol": "BTC-USDT-SWAP", "base": "BTC", "usd": 2.5e9}
+    ]
     binance = status["sources"]["binance"]
     assert (binance["reconnects"], binance["messages"], binance["parse_errors"]) == (2, 10, 1)
     assert binance["last_message_at"] == "2025-11-21T04:40:30Z"
     assert binance["gaps"] == [
-        {"from": "2025-11-21T04:39:30Z", "to": "2025-11-21T04:40:00Z", "seconds": 30.0}]
+        {"from": "2025-11-21T04:39:30Z", "to": "2025-11-21T04:40:00Z", "seconds": 30.0}
+    ]
     assert status["sources"]["okx"]["connected"] is False  # never reported health
     text = render_status(status)
     assert "  1h    $1.75K  86% longs  (3 events)" in text
@@ -73,7 +95,8 @@ def test_second_flush_adds_to_the_same_minute(tmp_path: Path) -> None:
         recorder.add_liquidations([liq("bybit", "ETHUSDT", "ETH", "short", usd, NOW)])
         recorder.flush()
     assert market_data.read_rollups(db, 0) == [
-        (NOW // MS_PER_MINUTE, "bybit", "ETH", "short", 30.0, 2)]
+        (NOW // MS_PER_MINUTE, "bybit", "ETH", "short", 30.0, 2)
+    ]
 
 
 def test_health_older_than_the_stale_limit_reads_as_disconnected(tmp_path: Path) -> None:
@@ -88,11 +111,13 @@ def test_health_older_than_the_stale_limit_reads_as_disconnected(tmp_path: Path)
 def test_prune_keeps_rollups_longer_than_events(tmp_path: Path) -> None:
     db = open_database(tmp_path / "liq.db")
     recorder = Recorder(db)
-    recorder.add_liquidations([
-        liq("okx", "SOL-USDT-SWAP", "SOL", "long", 1.0, NOW - 10 * DAY),
-        liq("okx", "SOL-USDT-SWAP", "SOL", "long", 2.0, NOW - 100 * DAY),
-        liq("okx", "SOL-USDT-SWAP", "SOL", "long", 4.0, NOW),
-    ])
+    recorder.add_liquidations(
+        [
+            liq("okx", "SOL-USDT-SWAP", "SOL", "long", 1.0, NOW - 10 * DAY),
+            liq("okx", "SOL-USDT-SWAP", "SOL", "long", 2.0, NOW - 100 * DAY),
+            liq("okx", "SOL-USDT-SWAP", "SOL", "long", 4.0, NOW),
+        ]
+    )
     recorder.flush()
     with db.atomic():
         market_data.prune(db, NOW, events_days=7, rollups_days=90)

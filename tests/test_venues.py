@@ -52,8 +52,16 @@ def test_okx_uses_contract_values_pos_side_and_every_detail() -> None:
     events = okx.parse_liquidations(load_frame("okx_liquidation_orders.json"), RECV, CONTRACTS)
     assert summary(events) == [
         ("okx", "BTC-USDT-SWAP", "BTC", "long", 2.5, 91250.5, 2.5 * 91250.5, 1763700002000),
-        ("okx", "BTC-USDT-SWAP", "BTC", "short", 4 * 0.01, 91300.0, 4 * 0.01 * 91300.0,
-         1763700001900),
+        (
+            "okx",
+            "BTC-USDT-SWAP",
+            "BTC",
+            "short",
+            4 * 0.01,
+            91300.0,
+            4 * 0.01 * 91300.0,
+            1763700001900,
+        ),
         ("okx", "BTC-USD-SWAP", "BTC", "short", 3000 / 91400, 91400.0, 3000.0, 1763700002100),
     ]
 
@@ -82,8 +90,10 @@ def test_okx_subscribe_ack_is_control_and_error_is_unexpected() -> None:
 @pytest.mark.parametrize(
     "frame",
     [
-        {"e": "forceOrder", "o": {"s": "BTCUSDT", "S": "SELL", "z": "0", "q": "0", "ap": "1",
-                                  "p": "1", "T": 1}},
+        {
+            "e": "forceOrder",
+            "o": {"s": "BTCUSDT", "S": "SELL", "z": "0", "q": "0", "ap": "1", "p": "1", "T": 1},
+        },
         {"e": "forceOrder", "o": {"s": "BTCUSDT", "S": "HOLD", "z": "1", "ap": "1", "T": 1}},
         {"e": "forceOrder", "o": {"s": "BTCUSDT", "S": "SELL", "z": "nan", "ap": "1", "T": 1}},
         {"e": "markPriceUpdate"},
@@ -102,13 +112,43 @@ def test_bybit_failed_subscription_is_unexpected() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["e", "o", "s", "S", "q", "p", "ap", "z", "T", "data", "topic", "v",
-                         "arg", "channel", "instId", "details", "sz", "bkPx", "side", "posSide",
-                         "ts", "op", "success", "event", "stream", "result", "id"]),
-        children,
-        max_size=8,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "e",
+                    "o",
+                    "s",
+                    "S",
+                    "q",
+                    "p",
+                    "ap",
+                    "z",
+                    "T",
+                    "data",
+                    "topic",
+                    "v",
+                    "arg",
+                    "channel",
+                    "instId",
+                    "details",
+                    "sz",
+                    "bkPx",
+                    "side",
+                    "posSide",
+                    "ts",
+                    "op",
+                    "success",
+                    "event",
+                    "stream",
+                    "result",
+                    "id",
+                ]
+            ),
+            children,
+            max_size=8,
+        )
     ),
     max_leaves=30,
 )
@@ -121,8 +161,7 @@ def test_parsers_never_raise_on_arbitrary_json(value: object) -> None:
         bybit.parse_liquidations(value, RECV),
         okx.parse_liquidations(value, RECV, CONTRACTS),
     ):
-        assert result is None or all(e.usd > 0 and e.position in ("long", "short")
-                                     for e in result)
+        assert result is None or all(e.usd > 0 and e.position in ("long", "short") for e in result)
 
 
 @given(st.text(max_size=40))
@@ -139,9 +178,16 @@ def test_parsers_never_raise_on_arbitrary_text_decoded_as_json(text: str) -> Non
 @pytest.mark.parametrize(
     ("symbol", "base"),
     [
-        ("BTCUSDT", "BTC"), ("ETHUSDC", "ETH"), ("BTC-USDT-SWAP", "BTC"), ("BTC-USD-SWAP", "BTC"),
-        ("BTCPERP", "BTC"), ("1000PEPEUSDT", "PEPE"), ("PEPE-USDT-SWAP", "PEPE"),
-        ("1INCHUSDT", "1INCH"), ("BTCUSDT_251226", "BTC"), ("1000000MOGUSDT", "MOG"),
+        ("BTCUSDT", "BTC"),
+        ("ETHUSDC", "ETH"),
+        ("BTC-USDT-SWAP", "BTC"),
+        ("BTC-USD-SWAP", "BTC"),
+        ("BTCPERP", "BTC"),
+        ("1000PEPEUSDT", "PEPE"),
+        ("PEPE-USDT-SWAP", "PEPE"),
+        ("1INCHUSDT", "1INCH"),
+        ("BTCUSDT_251226", "BTC"),
+        ("1000000MOGUSDT", "MOG"),
         ("BTCUSD", "BTC"),
     ],
 )

@@ -1,0 +1,96 @@
+"""Funding and open-interest polls against the fake venues: normalisation and rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from bot.rest import RateLimited, RestClient
+from bot.sources import BinanceSource, BybitSource, OkxSource
+from tests.fakes import RATE_LIMITED, FakeBinance, FakeBybit, FakeOkx
+
+HOUR = 3_600_000
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+async def test_binance_funding_uses_listed_intervals_and_oi_is_valued_at_mark(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeBinance() as fake:
+        fake.set_market("BTCUSDT", "91000", "0.0001", "1500")
+        fake.set_market("1000PEPEUSDT", "0.01", "-0.0003", "2000000", interval_hours=4)
+        source = BinanceSource(RestClient(session, "binance", fake.base_url), "")
+        rates = {r.symbol: r for r in await source.poll_funding()}
+        assert (rates["BTCUSDT"].rate_8h, rates["BTCUSDT"].interval_hours) == (0.0001, 8.0)
+        pepe = rates["1000PEPEUSDT"]
+        assert (pepe.base, pepe.rate_8h, pepe.apr) == ("PEPE", -0.0006, -0.0003 * 6 * 365)
+        interests = {i.symbol: i.usd for i in await source.poll_open_interest()}
+        assert interests == {"BTCUSDT": 1500 * 91000.0, "1000PEPEUSDT": 2_000_000 * 0.01}
+
+
+async def test_bybit_open_interest_counts_one_side(session: aiohttp.ClientSession) -> None:
+    async with FakeBybit() as fake:
+        fake.set_ticker("ETHUSDT", "3000", "0.0002", "1000", funding_interval_hours=4)
+        source = BybitSource(RestClient(session, "bybit", fake.base_url), "")
+        [rate] = await source.poll_funding()
+        assert (rate.base, rate.rate, rate.rate_8h, rate.mark_price) == (
+            "ETH",
+            0.0002,
+            0.0004,
+            3000.0,
+        )
+        [interest] = await source.poll_open_interest()
+        assert interest.usd == 3_000_000.0  # single side, not openInterestValue (6,000,000)
+
+
+async def test_okx_funding_interval_comes_from_settlement_times(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeOkx() as fake:
+        fake.set_funding("BTC-USDT-SWAP", "0.00005", 10 * HOUR, 12 * HOUR)
+        fake.set_open_interest("BTC-USDT-SWAP", "100000", "1000", "91000000")
+        source = OkxSource(RestClient(session, "okx", fake.base_url), "")
+        [rate] = await source.poll_funding()
+        assert (rate.interval_hours, rate.rate_8h) == (2.0, 0.0002)
+        [interest] = await source.poll_open_interest()
+        assert (interest.base, interest.usd) == ("BTC", 91_000_000.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "pause"),
+    [
+        (429, {"Retry-After": "7"}, None, 7.0),
+        (418, {"Retry-After": "120"}, None, 120.0),
+        (403, {}, None, 600.0),
+    ],
+)
+async def test_rate_limit_answers_pause_calls_without_asking_again(
+    session: aiohttp.ClientSession, status: int, headers: dict[str, str], body: None, pause: float
+) -> None:
+    async with FakeBinance() as fake:
+        fake.set_market("BTCUSDT", "91000", "0.0001", "1500")
+        fake.fail_next("/fapi/v1/premiumIndex", status, headers=headers, body=body)
+        source = BinanceSource(RestClient(session, "binance", fake.base_url), "")
+        with pytest.raises(RateLimited) as caught:
+            await source.poll_funding()
+        assert caught.value.pause == pause
+        calls = len(fake.requests)
+        with pytest.raises(RateLimited):
+            await source.poll_funding()
+        assert len(fake.requests) == calls
+
+
+async def test_okx_50011_pauses_briefly(session: aiohttp.ClientSession) -> None:
+    async with FakeOkx() as fake:
+        fake.fail_next("/api/v5/public/funding-rate", 429, body=RATE_LIMITED)
+        source = OkxSource(RestClient(session, "okx", fake.base_url), "")
+        with pytest.raises(RateLimited) as caught:
+            await source.poll_funding()
+        assert caught.value.pause == 2.0
