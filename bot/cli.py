@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="summarise what `run` has collected")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("check-config", help="validate the settings file and list every problem")
+    demo = commands.add_parser("demo", help="replay a bundled liquidation cascade, offline")
+    demo.add_argument("--speed", type=float, default=300.0, help="times real time (default 300)")
     return parser
 
 
@@ -44,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "status":
         return _status(settings, as_json=args.json)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(args.speed)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.subscriptions import CONFIG_KEYS, Thresholds, thresholds_from_config
 from bot.units import parse_duration
 
 CONFIG_ENV = "LIQBOT_CONFIG"
@@ -52,7 +53,7 @@ class Settings:
     exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     log_level: str = "INFO"
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Thresholds = field(default_factory=Thresholds)
 
     @property
     def enabled_exchanges(self) -> list[ExchangeSettings]:
@@ -182,17 +183,17 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
 
     reader.table("exchanges", set(EXCHANGE_DEFAULTS))
     exchanges = {}
-    for name, defaults in EXCHANGE_DEFAULTS.items():
+    for name, endpoints in EXCHANGE_DEFAULTS.items():
         path = f"exchanges.{name}"
         table = reader.table(path, {"enabled", "ws_url", "rest_url", "silence_timeout"})
         exchanges[name] = ExchangeSettings(
             name=name,
             enabled=reader.value(table, path, "enabled", _boolean, True),
             ws_url=reader.value(
-                table, path, "ws_url", _url(("ws://", "wss://")), defaults["ws_url"]
+                table, path, "ws_url", _url(("ws://", "wss://")), endpoints["ws_url"]
             ),
             rest_url=reader.value(
-                table, path, "rest_url", _url(("http://", "https://")), defaults["rest_url"]
+                table, path, "rest_url", _url(("http://", "https://")), endpoints["rest_url"]
             ),
             silence_timeout=reader.value(
                 table, path, "silence_timeout", parse_duration, DEFAULT_SILENCE_TIMEOUT
@@ -203,7 +204,9 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
 
     logging_raw = reader.table("logging", {"level"})
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
-    defaults = raw.get("defaults", {})
+    defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
+    defaults, problems = thresholds_from_config(defaults_raw)
+    reader.problems += problems
     if reader.problems:
         raise ConfigError(reader.problems)
     return Settings(storage, exchanges, collector, log_level, defaults)

@@ -1,4 +1,5 @@
-"""`liqbot run`: collectors, pollers and the writer in one asyncio loop until SIGTERM/SIGINT."""
+"""`liqbot run`: collectors, pollers, the writer, the alert engine and delivery in one asyncio
+loop until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlite_utils import Database
 
 from bot.config import Settings
+from bot.core import Core, cancel_all
+from bot.events import OpenInterest
 from bot.feeds import Collector
-from bot.market import HISTORY_MINUTES, MarketState
-from bot.pipeline import Pipeline
-from bot.recorder import Recorder, now_ms
+from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
 from bot.venues.common import MALFORMED
+from handlers import console
 from storage import market_data, open_database
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ SOURCE_TYPES: dict[str, type[BinanceSource] | type[BybitSource] | type[OkxSource
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
 CLOCK_TICK = 1.0
 PRUNE_INTERVAL = 3600.0
+SCHEDULED_ALERTS_INTERVAL = 60.0
 T = TypeVar("T")
 
 
@@ -42,19 +45,23 @@ class App:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db if db is not None else open_database(settings.storage.path)
-        self.market = MarketState(now_ms())
-        self.market.load_rollups(
-            market_data.read_rollups(self.db, self.market.minute - HISTORY_MINUTES)
-        )
         self.collectors: list[Collector] = []
-        self.recorder = Recorder(self.db, health=lambda: [c.health for c in self.collectors])
-        self.pipeline = Pipeline(self.market, self.recorder)
+        self.core = Core(
+            self.db,
+            now_ms(),
+            senders={console.PLATFORM: console.ConsoleSender()},
+            health=lambda: [c.health for c in self.collectors],
+        )
+        # Until a chat platform is configured, alerts go to stdout with the [defaults].
+        self.core.subscribe_console(settings.defaults, now_ms())
+        self.market = self.core.market
+        self.recorder = self.core.recorder
 
     async def run(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
             sources = self._sources(session)
             scheduler = self._scheduler(sources)
-            tasks = [asyncio.create_task(self.recorder.run(), name="recorder")]
+            tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
             tasks += [
                 asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
                 for collector in self.collectors
@@ -66,9 +73,7 @@ class App:
             finally:
                 log.info("stopping")
                 scheduler.shutdown(wait=False)
-                for task in reversed(tasks):  # the recorder last, so its final flush sees all
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+                await cancel_all(tasks)  # the recorder last, so its final flush sees all
 
     def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
         last_seen = {
@@ -85,7 +90,7 @@ class App:
                     session,
                     exchange,
                     self.settings.collector,
-                    self.pipeline.on_liquidations,
+                    self.core.on_liquidations,
                     self.recorder.add_gap,
                     gap_since=last_seen.get(exchange.name),
                 )
@@ -100,15 +105,13 @@ class App:
                 scheduler,
                 config.funding_interval,
                 f"{source.venue}-funding",
-                self._poll(source.venue, source.poll_funding, self.recorder.add_funding),
+                self._poll(source.venue, source.poll_funding, self.core.on_funding),
             )
             self._every(
                 scheduler,
                 config.open_interest_interval,
                 f"{source.venue}-oi",
-                self._poll(
-                    source.venue, source.poll_open_interest, self.recorder.add_open_interest
-                ),
+                self._poll(source.venue, source.poll_open_interest, self._on_open_interest),
             )
             self._every(
                 scheduler,
@@ -119,6 +122,7 @@ class App:
             )
         self._every(scheduler, CLOCK_TICK, "clock", self._tick)
         self._every(scheduler, PRUNE_INTERVAL, "prune", self._prune)
+        self._every(scheduler, SCHEDULED_ALERTS_INTERVAL, "digests", self._scheduled_alerts)
         return scheduler
 
     @staticmethod
@@ -151,8 +155,14 @@ class App:
 
         return job
 
+    def _on_open_interest(self, interests: list[OpenInterest]) -> None:
+        self.core.on_open_interest(interests, now_ms())
+
     async def _tick(self) -> None:
         self.market.advance(now_ms())
+
+    async def _scheduled_alerts(self) -> None:
+        self.core.engine.scheduled(now_ms())
 
     async def _prune(self) -> None:
         storage = self.settings.storage

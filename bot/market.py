@@ -11,7 +11,7 @@ A window of N minutes covers the current (partial) minute and the N-1 minutes be
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from bot.events import Liquidation
@@ -23,6 +23,7 @@ MS_PER_MINUTE = 60_000
 Key = tuple[str, str, str]  # venue, base asset, position
 Bucket = dict[Key, list[float]]  # key -> [usd, count]
 RollupRow = tuple[int, str, str, str, float, int]  # minute, venue, base, position, usd, count
+MinuteClosed = Callable[[int, Iterable[tuple[Key, list[float]]]], None]
 
 
 @dataclass(slots=True)
@@ -53,7 +54,8 @@ def _add_into(target: Bucket, source: Bucket, sign: int) -> None:
 
 
 class MarketState:
-    def __init__(self, now_ms: int) -> None:
+    def __init__(self, now_ms: int, on_minute_closed: MinuteClosed | None = None) -> None:
+        self._on_minute_closed = on_minute_closed
         self._minute = now_ms // MS_PER_MINUTE
         self._buckets: dict[int, Bucket] = {}
         self._current: Bucket = self._buckets.setdefault(self._minute, {})
@@ -113,6 +115,8 @@ class MarketState:
             self._completed = {name: {} for name in WINDOWS}
         while self._minute < target:
             finished = self._buckets.get(self._minute)
+            if finished and self._on_minute_closed is not None:
+                self._on_minute_closed(self._minute, finished.items())
             self._minute += 1
             for name, length in WINDOWS.items():
                 completed = self._completed[name]
@@ -139,20 +143,36 @@ class MarketState:
                     _add_into(completed, self._buckets[minute], 1)
             self._completed[name] = completed
 
-    def totals(self, window: str) -> WindowTotals:
+    def _window_items(self, window: str) -> Iterable[tuple[Key, list[float]]]:
+        yield from self._completed[window].items()
+        yield from self._current.items()
+
+    def totals(self, window: str, bases: frozenset[str] | None = None) -> WindowTotals:
+        """Totals in the window, for some base assets only or (None) the whole market."""
         totals = WindowTotals(window)
         by_exchange: defaultdict[str, float] = defaultdict(float)
         by_base: defaultdict[str, float] = defaultdict(float)
-        for source in (self._completed[window], self._current):
-            for (venue, base, position), (usd, count) in source.items():
-                totals.count += int(count)
-                if position == "long":
-                    totals.long_usd += usd
-                else:
-                    totals.short_usd += usd
-                by_exchange[venue] += usd
-                by_base[base] += usd
+        for (venue, base, position), (usd, count) in self._window_items(window):
+            if bases is not None and base not in bases:
+                continue
+            totals.count += int(count)
+            if position == "long":
+                totals.long_usd += usd
+            else:
+                totals.short_usd += usd
+            by_exchange[venue] += usd
+            by_base[base] += usd
         totals.total_usd = totals.long_usd + totals.short_usd
         totals.by_exchange = dict(by_exchange)
         totals.by_base = dict(sorted(by_base.items(), key=lambda item: -item[1]))
         return totals
+
+    def sides_by_base(self, window: str) -> dict[str, list[float]]:
+        """base -> [long_usd, short_usd] in the window, all venues together."""
+        sides: dict[str, list[float]] = {}
+        for (_, base, position), (usd, _) in self._window_items(window):
+            slot = sides.get(base)
+            if slot is None:
+                slot = sides[base] = [0.0, 0.0]
+            slot[0 if position == "long" else 1] += usd
+        return sides

@@ -29,7 +29,9 @@ class Recorder:
     def __init__(self, db: Database, health: Callable[[], Iterable[SourceHealth]] = tuple) -> None:
         self.db = db
         self._health = health
-        self._events: list[Liquidation] = []
+        # Buffered as rows, not events: a row keeps no reference to its parsed frame (`raw`),
+        # so waiting events hold no JSON alive and the garbage collector has far less to scan.
+        self._rows: list[market_data.LiquidationRow] = []
         self._funding: list[FundingRate] = []
         self._interests: list[OpenInterest] = []
         self._gaps: list[Gap] = []
@@ -37,8 +39,8 @@ class Recorder:
         self._flushed = asyncio.Event()
 
     def add_liquidations(self, events: list[Liquidation]) -> None:
-        self._events += events
-        if len(self._events) >= MAX_BATCH:
+        self._rows += map(market_data.liquidation_row, events)
+        if len(self._rows) >= MAX_BATCH:
             self._full.set()
 
     def add_funding(self, rates: Iterable[FundingRate]) -> None:
@@ -52,15 +54,15 @@ class Recorder:
 
     def flush(self) -> None:
         """Commit everything buffered (and the current source health) in one transaction."""
-        events, self._events = self._events, []
+        rows, self._rows = self._rows, []
         funding, self._funding = self._funding, []
         interests, self._interests = self._interests, []
         gaps, self._gaps = self._gaps, []
         self._full.clear()
         now = now_ms()
         with self.db.atomic():
-            if events:
-                market_data.save_liquidations(self.db, events)
+            if rows:
+                market_data.save_liquidation_rows(self.db, rows)
             if funding:
                 market_data.save_funding(self.db, funding, now)
             if interests:

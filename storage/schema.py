@@ -69,3 +69,55 @@ def create_market_tables(db: Database) -> None:
         },
         pk="venue",
     )
+
+
+@migrations()
+def create_alert_tables(db: Database) -> None:
+    db.table("subscriptions").create(
+        {
+            "platform": str,
+            "chat_id": str,
+            "active": int,
+            "window": str,
+            "liq": float,
+            "side": float,
+            "funding": float,
+            "oi": float,
+            "whale": float,
+            "spike": float,
+            "cooldown": float,
+            "watch": str,
+            "mute_until": int,
+            "quiet_start": int,
+            "quiet_end": int,
+            "timezone": str,
+            "digest": str,
+            "created_at": int,
+            "updated_at": int,
+        },
+        pk=("platform", "chat_id"),
+    )
+    db.table("rule_state").create(
+        {"chat": str, "rule": str, "asset": str, "armed": int, "last_fired_at": int},
+        pk=("chat", "rule", "asset"),
+    )
+    db.table("outbox").create(
+        {
+            "id": int,
+            "key": str,
+            "platform": str,
+            "chat_id": str,
+            "rule": str,
+            "asset": str,
+            "side": str,
+            "text": str,
+            "status": str,
+            "attempts": int,
+            "error": str,
+            "created_at": int,
+            "updated_at": int,
+        },
+        pk="id",
+    )
+    db.table("outbox").create_index(["key"], unique=True)
+    db.table("outbox").create_index(["platform", "status"])

@@ -6,6 +6,7 @@ Quantities are in coin, so the notional is filled quantity x average price.
 
 from __future__ import annotations
 
+from math import inf
 from typing import Any
 
 from bot.events import FundingRate, Liquidation, OpenInterest, Position
@@ -34,20 +35,25 @@ def parse_liquidations(frame: Any, recv_ts: int) -> list[Liquidation] | None:
             return None
         order = frame["o"]
         symbol = order["s"]
-        qty = positive(float(order["z"]) or float(order["q"]))
-        price = positive(float(order["ap"]) or float(order["p"]))
+        qty = float(order["z"]) or float(order["q"])
+        price = float(order["ap"]) or float(order["p"])
+        if not (0.0 < qty < inf and 0.0 < price < inf):  # `positive`, inlined: hot path
+            return None
+        position = _POSITION_BY_ORDER_SIDE[order["S"]]
+        # Positional: three times cheaper than keywords. Order: venue, symbol, base, position,
+        # price, qty, usd, ts, recv_ts, raw.
         return [
             Liquidation(
-                venue=NAME,
-                symbol=symbol,
-                base=base_asset(symbol),
-                position=_POSITION_BY_ORDER_SIDE[order["S"]],
-                price=price,
-                qty=qty,
-                usd=qty * price,
-                ts=int(order["T"]),
-                recv_ts=recv_ts,
-                raw=frame,
+                NAME,
+                symbol,
+                base_asset(symbol),
+                position,
+                price,
+                qty,
+                qty * price,
+                int(order["T"]),
+                recv_ts,
+                frame,
             )
         ]
     except MALFORMED:

@@ -7,6 +7,7 @@ Binance and OKX, which report the closing order). `v` is in coin for linear cont
 from __future__ import annotations
 
 import json
+from math import inf
 from typing import Any
 
 from bot.events import FundingRate, Liquidation, OpenInterest, Position
@@ -40,20 +41,25 @@ def parse_liquidations(frame: Any, recv_ts: int) -> list[Liquidation] | None:
         events = []
         for item in frame["data"]:
             symbol = item["s"]
-            qty = positive(float(item["v"]))
-            price = positive(float(item["p"]))
+            qty = float(item["v"])
+            price = float(item["p"])
+            if not (0.0 < qty < inf and 0.0 < price < inf):  # `positive`, inlined: hot path
+                return None
+            position = _POSITION_BY_SIDE[item["S"]]
+            # Positional: three times cheaper than keywords. Order: venue, symbol, base,
+            # position, price, qty, usd, ts, recv_ts, raw.
             events.append(
                 Liquidation(
-                    venue=NAME,
-                    symbol=symbol,
-                    base=base_asset(symbol),
-                    position=_POSITION_BY_SIDE[item["S"]],
-                    price=price,
-                    qty=qty,
-                    usd=qty * price,
-                    ts=int(item["T"]),
-                    recv_ts=recv_ts,
-                    raw=item,
+                    NAME,
+                    symbol,
+                    base_asset(symbol),
+                    position,
+                    price,
+                    qty,
+                    qty * price,
+                    int(item["T"]),
+                    recv_ts,
+                    item,
                 )
             )
         return events

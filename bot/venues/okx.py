@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from math import inf
 from typing import Any
 
 from bot.events import FundingRate, Liquidation, OpenInterest, Position
@@ -50,25 +51,31 @@ def parse_liquidations(
             contract = contracts[inst_id]
             base = base_asset(inst_id)
             for detail in item["details"]:
-                size = positive(float(detail["sz"])) * contract.ct_val
-                price = positive(float(detail["bkPx"]))
+                contracts_size = float(detail["sz"])
+                price = float(detail["bkPx"])
+                # `positive`, inlined: hot path
+                if not (0.0 < contracts_size < inf and 0.0 < price < inf):
+                    return None
+                size = contracts_size * contract.ct_val
                 usd, qty = (size, size / price) if contract.inverse else (size * price, size)
                 position = (
                     _POSITIONS.get(detail.get("posSide", ""))
                     or _POSITION_BY_ORDER_SIDE[detail["side"]]
                 )
+                # Positional: three times cheaper than keywords. Order: venue, symbol, base,
+                # position, price, qty, usd, ts, recv_ts, raw.
                 events.append(
                     Liquidation(
-                        venue=NAME,
-                        symbol=inst_id,
-                        base=base,
-                        position=position,
-                        price=price,
-                        qty=qty,
-                        usd=usd,
-                        ts=int(detail["ts"]),
-                        recv_ts=recv_ts,
-                        raw=detail,
+                        NAME,
+                        inst_id,
+                        base,
+                        position,
+                        price,
+                        qty,
+                        usd,
+                        int(detail["ts"]),
+                        recv_ts,
+                        detail,
                     )
                 )
         return events

@@ -1,0 +1,189 @@
+"""The alert engine: runs the rules after each ingest batch (at most a few times a second) and on
+a timer, applies hygiene (mute, cooldown, hysteresis, quiet hours) and records every decision
+together with its outbox row in one transaction, so a restart neither loses nor repeats one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from sqlite_utils import Database
+
+from bot import messages
+from bot.derivatives import Derivatives
+from bot.events import Liquidation
+from bot.market import MarketState
+from bot.norms import Norms
+from bot.recorder import now_ms
+from bot.rules import Evaluation, RuleBook, Snapshot, StateKey, Trigger, rearm
+from bot.subscriptions import Subscription, is_quiet, local_minutes
+from storage import alerts
+from storage.alerts import HELD, PENDING, OutboxItem, RuleState
+
+log = logging.getLogger(__name__)
+
+MIN_PASS_INTERVAL = 0.25  # seconds between passes triggered by liquidations
+FULL_PASS_INTERVAL = 10.0  # funding, open interest and re-arming are checked at least this often
+DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this long after its time
+MS_PER_MINUTE = 60_000
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        db: Database,
+        market: MarketState,
+        norms: Norms,
+        derivatives: Derivatives,
+        on_enqueued: Callable[[set[str]], None] = lambda platforms: None,
+    ) -> None:
+        self.db = db
+        self.market = market
+        self.norms = norms
+        self.derivatives = derivatives
+        self.on_enqueued = on_enqueued
+        self.states = alerts.load_rule_states(db)
+        self.book = RuleBook(alerts.active_subscriptions(db))
+        self._whales: list[Liquidation] = []
+        self._wake = asyncio.Event()
+        self._market_data_changed = True
+
+    def reload_subscriptions(self) -> None:
+        self.book = RuleBook(alerts.active_subscriptions(self.db))
+
+    def on_liquidations(self, events: list[Liquidation]) -> None:
+        minimum = self.book.min_whale
+        self._whales += [event for event in events if event.usd >= minimum]
+        self._wake.set()
+
+    def on_market_data(self) -> None:
+        self._market_data_changed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        last_pass = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), FULL_PASS_INTERVAL)
+            if not self._wake.is_set():
+                self._market_data_changed = True  # the timer: a full pass
+            delay = last_pass + MIN_PASS_INTERVAL - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._wake.clear()
+            last_pass = time.monotonic()
+            self.evaluate(now_ms())
+
+    def evaluate(self, now: int) -> int:
+        """One pass over every rule; returns how many alerts were recorded."""
+        full, self._market_data_changed = self._market_data_changed, False
+        whales, self._whales = self._whales, []
+        self.market.advance(now)
+        snap = Snapshot(self.market, self.norms, self.derivatives, now)
+        rearmed = rearm(self.book, snap, self.states, include_market_data=full)
+        self.states.update(rearmed)
+        evaluation = Evaluation(self.book, snap, self.states)
+        evaluation.liquidations(whales)
+        if full:
+            evaluation.funding_and_open_interest()
+        items, fired = self._outbox_items(evaluation.triggers, now)
+        return self._record(items, rearmed | fired, now)
+
+    def _outbox_items(
+        self, triggers: list[Trigger], now: int
+    ) -> tuple[list[OutboxItem], dict[StateKey, RuleState]]:
+        """One message per chat and rule in a pass; the states the firing rules move to."""
+        grouped: defaultdict[tuple[str, str], list[Trigger]] = defaultdict(list)
+        fired: dict[StateKey, RuleState] = {}
+        for trigger in triggers:
+            grouped[trigger.sub.key, trigger.rule].append(trigger)
+            # A single liquidation has no level to fall back from: whales only cool down.
+            armed = trigger.rule == "whale"
+            fired[trigger.sub.key, trigger.rule, trigger.asset] = RuleState(armed, now)
+        items = []
+        minute = now // MS_PER_MINUTE
+        for (chat, rule), group in grouped.items():
+            sub = group[0].sub
+            assets = ",".join(sorted({t.asset for t in group}))
+            items.append(
+                self._item(
+                    sub,
+                    f"{chat}|{rule}|{assets}|{minute}",
+                    rule,
+                    assets,
+                    group[0].side,
+                    messages.merged_alert([t.text for t in group]),
+                    now,
+                )
+            )
+        return items, fired
+
+    @staticmethod
+    def _item(
+        sub: Subscription, key: str, rule: str, asset: str, side: str | None, text: str, now: int
+    ) -> OutboxItem:
+        status = HELD if is_quiet(sub, now) else PENDING
+        return OutboxItem(key, sub.platform, sub.chat_id, rule, asset, side, text, status)
+
+    def _record(
+        self,
+        items: list[OutboxItem],
+        states: dict[StateKey, RuleState],
+        now: int,
+        merged_ids: Iterable[int] = (),
+    ) -> int:
+        if not items and not states:
+            return 0
+        with self.db.atomic():
+            added = alerts.enqueue(self.db, items, now)
+            alerts.save_rule_states(self.db, states)
+            alerts.mark_merged(self.db, merged_ids, now)
+        self.states.update(states)
+        if items:
+            log.info("%d alert(s) recorded", added)
+            self.on_enqueued({item.platform for item in items})
+        return added
+
+    def scheduled(self, now: int) -> int:
+        """Digests that are due and summaries of alerts held back by quiet hours that ended.
+        Keys carry the local date or hour, so a repeated call sends nothing twice."""
+        items: list[OutboxItem] = []
+        merged: list[int] = []
+        funding = self.derivatives.extreme_funding_by_base()
+        interest = self.derivatives.open_interest_by_base()
+        snap = Snapshot(self.market, self.norms, self.derivatives, now)
+        for sub in self.book.by_key.values():
+            due = self._due_digest(sub, now)
+            if due is not None:
+                key, title, windows = due
+                views = [snap.view(window, sub.watch) for window in windows]
+                text = messages.digest(title, views, funding, interest)
+                items.append(self._item(sub, key, "digest", "*", None, text, now))
+        for (platform, chat_id), rows in alerts.held(self.db).items():
+            quiet_chat = self.book.by_key.get(f"{platform}:{chat_id}")
+            if quiet_chat is not None and is_quiet(quiet_chat, now):
+                continue
+            text = messages.quiet_summary([row.text for row in rows])
+            key = f"{platform}:{chat_id}|quiet|{rows[0].id}"
+            items.append(OutboxItem(key, platform, chat_id, "quiet", "*", None, text))
+            merged += [row.id for row in rows]
+        return self._record(items, {}, now, merged)
+
+    @staticmethod
+    def _due_digest(sub: Subscription, now: int) -> tuple[str, str, tuple[str, ...]] | None:
+        """(outbox key, title, windows) when the chat's digest is due now."""
+        if sub.digest == "off":
+            return None
+        date, minute = local_minutes(now, sub.timezone)
+        if sub.digest == "hourly":
+            if minute % 60 >= DIGEST_GRACE_MINUTES:
+                return None
+            return f"{sub.key}|digest|{date}T{minute // 60:02d}", "Hourly digest", ("1h",)
+        hours, minutes = (int(part) for part in sub.digest.removeprefix("daily ").split(":"))
+        if not 0 <= minute - (hours * 60 + minutes) < DIGEST_GRACE_MINUTES:
+            return None
+        return f"{sub.key}|digest|{date}", "Daily digest", ("24h", "1h")

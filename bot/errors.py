@@ -1,0 +1,5 @@
+"""Errors meant for the person who typed something: each platform adapter shows the message."""
+
+
+class UserError(Exception):
+    """Bad input from a user: the message says what is accepted. Nothing was changed."""

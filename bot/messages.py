@@ -1,0 +1,197 @@
+"""The text of every alert. The first line is the headline (a contract for window alerts:
+"$352M liquidated in 1h, 90% longs"); the lines below give context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from bot.derivatives import OpenInterestMove
+from bot.events import FundingRate, Liquidation
+from bot.formatting import format_rate, format_usd
+from bot.norms import Norm
+
+VENUE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX"}
+AVERAGE_NAMES = {
+    "5m": "5-minute",
+    "15m": "15-minute",
+    "1h": "hourly",
+    "4h": "4-hour",
+    "24h": "daily",
+}
+TOP = 3
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """Liquidations in one window for one watch list, with what the message needs around them."""
+
+    window: str
+    total_usd: float
+    long_usd: float
+    short_usd: float
+    count: int
+    by_base: Mapping[str, float]
+    by_exchange: Mapping[str, float]
+    norm: Norm | None
+
+    @property
+    def dominant(self) -> str:
+        return "long" if self.long_usd >= self.short_usd else "short"
+
+    @property
+    def dominant_share(self) -> float:
+        if not self.total_usd:
+            return 0.0
+        return max(self.long_usd, self.short_usd) / self.total_usd
+
+
+def venue_name(venue: str) -> str:
+    return VENUE_NAMES.get(venue, venue)
+
+
+def _percent(fraction: float) -> str:
+    return f"{round(fraction * 100)}%"
+
+
+def _ranked(values: Mapping[str, float]) -> str:
+    ranked = sorted(values.items(), key=lambda item: -item[1])[:TOP]
+    return ", ".join(f"{venue_name(key)} {format_usd(usd)}" for key, usd in ranked if usd > 0)
+
+
+def headline(view: WindowView) -> str:
+    side = "longs" if view.dominant == "long" else "shorts"
+    return (
+        f"{format_usd(view.total_usd)} liquidated in {view.window}, "
+        f"{_percent(view.dominant_share)} {side}"
+    )
+
+
+def _norm_line(view: WindowView) -> str:
+    norm = view.norm
+    if norm is None:
+        return "Not enough history yet for a 30-day comparison."
+    parts = []
+    if norm.average_usd > 0:
+        parts.append(
+            f"{view.total_usd / norm.average_usd:.1f}x the 30-day "
+            f"{AVERAGE_NAMES[view.window]} average"
+        )
+    if norm.long_share is not None:
+        parts.append(f"longs usually {_percent(norm.long_share)}")
+    return "; ".join(parts) if parts else "Nothing was liquidated in the last 30 days."
+
+
+def _context_lines(
+    bases: Iterable[str], funding: Mapping[str, FundingRate], open_interest: Mapping[str, float]
+) -> list[str]:
+    bases = list(bases)[:TOP]
+    rates = [f"{b} {format_rate(funding[b].rate_8h)}" for b in bases if b in funding]
+    interest = [f"{b} {format_usd(open_interest[b])}" for b in bases if b in open_interest]
+    lines = []
+    if rates:
+        lines.append("Funding per 8h: " + ", ".join(rates))
+    if interest:
+        lines.append("Open interest: " + ", ".join(interest))
+    return lines
+
+
+def window_alert(
+    view: WindowView, funding: Mapping[str, FundingRate], open_interest: Mapping[str, float]
+) -> str:
+    lines = [
+        headline(view),
+        "Top assets: " + _ranked(view.by_base),
+        "Venues: " + _ranked(view.by_exchange),
+        _norm_line(view),
+        *_context_lines(view.by_base, funding, open_interest),
+    ]
+    return "\n".join(lines)
+
+
+def spike_alert(
+    view: WindowView, funding: Mapping[str, FundingRate], open_interest: Mapping[str, float]
+) -> str:
+    assert view.norm is not None and view.norm.average_usd > 0
+    ratio = view.total_usd / view.norm.average_usd
+    lines = [
+        f"Liquidation spike: {format_usd(view.total_usd)} in {view.window}, {ratio:.1f}x the "
+        f"30-day {AVERAGE_NAMES[view.window]} average",
+        headline(view),
+        "Top assets: " + _ranked(view.by_base),
+        "Venues: " + _ranked(view.by_exchange),
+        *_context_lines(view.by_base, funding, open_interest),
+    ]
+    return "\n".join(lines)
+
+
+def whale_alert(event: Liquidation) -> str:
+    return (
+        f"Whale liquidation: {format_usd(event.usd)} {event.base} {event.position} on "
+        f"{venue_name(event.venue)}\n"
+        f"{event.symbol}: {event.qty:,.6g} {event.base} at ${event.price:,.8g}"
+    )
+
+
+def funding_alert(rate: FundingRate) -> str:
+    payer, receiver = ("longs", "shorts") if rate.rate_8h > 0 else ("shorts", "longs")
+    interval = f"{rate.interval_hours:g}h"
+    return (
+        f"{rate.base} funding {format_rate(rate.rate_8h)} per 8h on {venue_name(rate.venue)}: "
+        f"{payer} pay {receiver}\n"
+        f"{rate.symbol}: {format_rate(rate.rate)} every {interval} ({rate.apr * 100:+.0f}% APR)"
+    )
+
+
+def open_interest_alert(move: OpenInterestMove, window: str) -> str:
+    direction = "up" if move.change > 0 else "down"
+    return (
+        f"{move.base} open interest {direction} {abs(move.change) * 100:.1f}% in {window} "
+        f"to {format_usd(move.now_usd)}\n"
+        f"From {format_usd(move.before_usd)}, summed across venues"
+    )
+
+
+def merged_alert(texts: list[str]) -> str:
+    """Several alerts of one rule for one chat in one pass, as one message."""
+    if len(texts) == 1:
+        return texts[0]
+    return "\n\n".join(texts)
+
+
+def digest(
+    title: str,
+    views: list[WindowView],
+    funding: Mapping[str, FundingRate],
+    open_interest: Mapping[str, float],
+) -> str:
+    first = views[0]
+    lines = [
+        f"{title}: {headline(first)}"
+        if first.total_usd
+        else f"{title}: no liquidations in {first.window}"
+    ]
+    for view in views[1:]:
+        lines.append(headline(view) if view.total_usd else f"No liquidations in {view.window}")
+    if first.total_usd:
+        lines.append("Top assets: " + _ranked(first.by_base))
+        lines.append("Venues: " + _ranked(first.by_exchange))
+    extremes = sorted(funding.values(), key=lambda r: -abs(r.rate_8h))[:TOP]
+    if extremes:
+        lines.append(
+            "Funding extremes per 8h: "
+            + ", ".join(
+                f"{r.base} {format_rate(r.rate_8h)} ({venue_name(r.venue)})" for r in extremes
+            )
+        )
+    largest = sorted(open_interest.items(), key=lambda item: -item[1])[:TOP]
+    if largest:
+        lines.append("Open interest: " + ", ".join(f"{b} {format_usd(u)}" for b, u in largest))
+    return "\n".join(lines)
+
+
+def quiet_summary(texts: list[str]) -> str:
+    count = f"{len(texts)} alerts were" if len(texts) != 1 else "1 alert was"
+    lines = [f"During quiet hours, {count} held back:"]
+    lines += [f"- {text.splitlines()[0]}" for text in texts]
+    return "\n".join(lines)

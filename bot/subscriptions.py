@@ -1,0 +1,207 @@
+"""What a chat asked for: its thresholds, watch list and quiet settings, and how they are set.
+
+Every value is validated here, once, for config `[defaults]` and for chat commands alike; a bad
+value raises `UserError` saying what is accepted, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.errors import UserError
+from bot.formatting import format_usd
+from bot.market import WINDOWS
+from bot.units import is_off, parse_duration, parse_money, parse_multiple, parse_percent
+
+MIN_LIQ, MAX_LIQ = 10_000.0, 100_000_000_000.0
+MIN_SIDE, MAX_SIDE = 0.5, 1.0
+MIN_FUNDING, MAX_FUNDING = 0.00001, 0.05
+MIN_OI, MAX_OI = 0.005, 1.0
+MIN_WHALE = 10_000.0
+MIN_SPIKE, MAX_SPIKE = 1.1, 100.0
+MIN_COOLDOWN, MAX_COOLDOWN = 60.0, 86_400.0
+_ASSET = re.compile(r"^[A-Z0-9]{1,20}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A chat's rule thresholds; 0 switches a rule off (side: 0 = either side)."""
+
+    window: str = "1h"
+    liq: float = 100_000_000.0  # USD in the window
+    side: float = 0.0  # dominant side's share, 0..1
+    funding: float = 0.0005  # |rate| per 8 h, as a fraction
+    oi: float = 0.05  # |open interest change| over the window, as a fraction
+    whale: float = 0.0  # USD of one liquidation
+    spike: float = 0.0  # multiple of the 30-day average for the window
+    cooldown: float = 1800.0  # seconds between alerts of one rule and asset
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    platform: str
+    chat_id: str
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    watch: frozenset[str] = frozenset()  # base assets; empty = the whole market
+    active: bool = True
+    mute_until: int | None = None  # epoch ms
+    quiet: tuple[int, int] | None = None  # minutes after midnight: start, end
+    timezone: str = "UTC"
+    digest: str = "off"  # "off", "hourly" or "daily HH:MM"
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}:{self.chat_id}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one threshold is read from what people type, and which values are accepted."""
+
+    parse: Callable[[str], float]
+    low: float
+    high: float
+    describe: Callable[[float], str]
+    example: str
+    off_allowed: bool = True
+
+    def check(self, name: str, value: float) -> float:
+        if self.off_allowed and value == 0:
+            return 0.0
+        if not self.low <= value <= self.high:
+            accepted = (
+                f"from {self.describe(self.low)} to {self.describe(self.high)}"
+                if self.high != float("inf")
+                else f"{self.describe(self.low)} or more"
+            )
+            off = ", or off" if self.off_allowed else ""
+            raise UserError(f"{name} must be {accepted}{off}, e.g. {self.example}")
+        return value
+
+    def read(self, name: str, text: str) -> float:
+        if self.off_allowed and is_off(text):
+            return 0.0
+        try:
+            return self.check(name, self.parse(text))
+        except ValueError as error:
+            raise UserError(f"{name}: {error}") from None
+
+
+def _share(text: str) -> float:
+    """ "80%", "80" or "0.8"; "any" means either side."""
+    if text.strip().lower() == "any":
+        return 0.0
+    try:
+        value = float(text.strip().rstrip("%").strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a share: use e.g. 80% or any") from None
+    return value / 100 if "%" in text or value > 1 else value
+
+
+def _percent(decimals: int) -> Callable[[float], str]:
+    def describe(value: float) -> str:
+        text = f"{value * 100:.{decimals}f}"
+        return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+
+    return describe
+
+
+def _duration_text(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds < 3600 else f"{seconds / 3600:g} h"
+
+
+SETTINGS: dict[str, Setting] = {
+    "liq": Setting(parse_money, MIN_LIQ, MAX_LIQ, format_usd, "250m"),
+    "side": Setting(_share, MIN_SIDE, MAX_SIDE, _percent(0), "80% (or any)"),
+    "funding": Setting(parse_percent, MIN_FUNDING, MAX_FUNDING, _percent(3), "0.05%"),
+    "oi": Setting(parse_percent, MIN_OI, MAX_OI, _percent(1), "5%"),
+    "whale": Setting(parse_money, MIN_WHALE, float("inf"), format_usd, "1m"),
+    "spike": Setting(parse_multiple, MIN_SPIKE, MAX_SPIKE, lambda v: f"{v:g}x", "3x"),
+    "cooldown": Setting(
+        parse_duration, MIN_COOLDOWN, MAX_COOLDOWN, _duration_text, "30m", off_allowed=False
+    ),
+}
+SETTING_KEYS = ("window", *SETTINGS)
+
+
+def _window(text: str) -> str:
+    value = text.strip().lower()
+    if value not in WINDOWS:
+        raise UserError(f"window must be one of {', '.join(WINDOWS)}")
+    return value
+
+
+def set_threshold(thresholds: Thresholds, key: str, text: str) -> Thresholds:
+    """`thresholds` with `key` set from what a user typed; UserError if key or value is bad."""
+    name = key.strip().lower()
+    if name == "window":
+        return replace(thresholds, window=_window(text))
+    if name not in SETTINGS:
+        raise UserError(f"unknown setting {key!r}: use one of {', '.join(SETTING_KEYS)}")
+    changes: dict[str, Any] = {name: SETTINGS[name].read(name, text)}
+    return replace(thresholds, **changes)
+
+
+# `[defaults]` keys (a contract), the threshold each sets; numbers there are USD, fractions,
+# multiples, or durations (text such as "30m", or seconds).
+CONFIG_KEYS = {
+    "window": "window",
+    "min_liquidations_usd": "liq",
+    "min_side_share": "side",
+    "funding_rate_8h": "funding",
+    "oi_change": "oi",
+    "single_liquidation_usd": "whale",
+    "spike": "spike",
+    "cooldown": "cooldown",
+}
+
+
+def thresholds_from_config(defaults: Mapping[str, Any]) -> tuple[Thresholds, list[str]]:
+    """Thresholds from `[defaults]`, and the problems found there, each with its key."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, name in CONFIG_KEYS.items():
+        if key not in defaults:
+            continue
+        value = defaults[key]
+        try:
+            if name == "window" or isinstance(value, str):
+                values[name] = getattr(set_threshold(Thresholds(), name, str(value)), name)
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                raise UserError(f"{name}: expected a number")
+            else:
+                values[name] = SETTINGS[name].check(name, float(value))
+        except UserError as error:
+            problems.append(f"defaults.{key}: {error}")
+    return Thresholds(**values), problems
+
+
+def parse_watch(words: list[str]) -> frozenset[str]:
+    """Assets from `/watch BTC eth SOL` (or `all` for the whole market)."""
+    if not words or [w.lower() for w in words] == ["all"]:
+        return frozenset()
+    assets = {word.strip(",").upper() for word in words if word.strip(",")}
+    bad = sorted(a for a in assets if not _ASSET.match(a))
+    if bad:
+        raise UserError(f"not an asset symbol: {', '.join(bad)} (use e.g. BTC ETH SOL, or all)")
+    return frozenset(assets)
+
+
+def local_minutes(now: int, timezone: str) -> tuple[str, int]:
+    """(local date, minutes after local midnight) at epoch ms `now` in `timezone`."""
+    local = datetime.fromtimestamp(now / 1000, ZoneInfo(timezone))
+    return local.date().isoformat(), local.hour * 60 + local.minute
+
+
+def is_quiet(sub: Subscription, now: int) -> bool:
+    """Inside the chat's quiet hours (a range that may wrap past midnight)."""
+    if sub.quiet is None:
+        return False
+    start, end = sub.quiet
+    _, minute = local_minutes(now, sub.timezone)
+    return start <= minute < end if start <= end else minute >= start or minute < end

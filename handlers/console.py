@@ -1,0 +1,21 @@
+"""The console channel: alerts printed to stdout. It is what a new user sees first, when no
+chat platform is configured."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from storage.alerts import OutboxRow
+
+PLATFORM = "console"
+CHAT_ID = "stdout"
+
+
+class ConsoleSender:
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        self.stream = stream
+
+    async def __call__(self, row: OutboxRow) -> None:
+        self.stream.write(f"{row.text}\n\n")
+        self.stream.flush()

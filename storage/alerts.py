@@ -1,0 +1,188 @@
+"""Subscriptions, rule state and the outbox. An alert's decision (rule state) and its record
+(outbox row) are written by the caller inside one `db.atomic()` block."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from bot.subscriptions import Subscription, Thresholds
+
+PENDING, HELD, SENT, FAILED, MERGED = "pending", "held", "sent", "failed", "merged"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """Per (chat, rule, asset): disarmed after firing until the value falls back (hysteresis)."""
+
+    armed: bool
+    last_fired_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    key: str  # idempotency key: one trigger is recorded (and delivered) once
+    platform: str
+    chat_id: str
+    rule: str
+    asset: str
+    side: str | None
+    text: str
+    status: str = PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    platform: str
+    chat_id: str
+    rule: str
+    asset: str
+    side: str | None
+    text: str
+    attempts: int
+
+
+def _subscription_row(sub: Subscription) -> dict[str, Any]:
+    t = sub.thresholds
+    return {
+        "platform": sub.platform,
+        "chat_id": sub.chat_id,
+        "active": int(sub.active),
+        "window": t.window,
+        "liq": t.liq,
+        "side": t.side,
+        "funding": t.funding,
+        "oi": t.oi,
+        "whale": t.whale,
+        "spike": t.spike,
+        "cooldown": t.cooldown,
+        "watch": ",".join(sorted(sub.watch)),
+        "mute_until": sub.mute_until,
+        "quiet_start": sub.quiet[0] if sub.quiet else None,
+        "quiet_end": sub.quiet[1] if sub.quiet else None,
+        "timezone": sub.timezone,
+        "digest": sub.digest,
+    }
+
+
+def _subscription(row: dict[str, Any]) -> Subscription:
+    quiet = (row["quiet_start"], row["quiet_end"]) if row["quiet_start"] is not None else None
+    return Subscription(
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        thresholds=Thresholds(
+            window=row["window"],
+            liq=row["liq"],
+            side=row["side"],
+            funding=row["funding"],
+            oi=row["oi"],
+            whale=row["whale"],
+            spike=row["spike"],
+            cooldown=row["cooldown"],
+        ),
+        watch=frozenset(filter(None, row["watch"].split(","))),
+        active=bool(row["active"]),
+        mute_until=row["mute_until"],
+        quiet=quiet,
+        timezone=row["timezone"],
+        digest=row["digest"],
+    )
+
+
+def save_subscription(db: Database, sub: Subscription, now: int) -> None:
+    row = _subscription_row(sub)
+    existing = db.execute(
+        "SELECT created_at FROM subscriptions WHERE platform = ? AND chat_id = ?",
+        [sub.platform, sub.chat_id],
+    ).fetchone()
+    row["created_at"] = existing[0] if existing else now
+    row["updated_at"] = now
+    db.table("subscriptions").upsert(row, pk=("platform", "chat_id"))
+
+
+def load_subscription(db: Database, platform: str, chat_id: str) -> Subscription | None:
+    rows = list(
+        db.query(
+            "SELECT * FROM subscriptions WHERE platform = ? AND chat_id = ?", [platform, chat_id]
+        )
+    )
+    return _subscription(rows[0]) if rows else None
+
+
+def active_subscriptions(db: Database) -> list[Subscription]:
+    return [_subscription(row) for row in db.query("SELECT * FROM subscriptions WHERE active = 1")]
+
+
+def load_rule_states(db: Database) -> dict[tuple[str, str, str], RuleState]:
+    return {
+        (row[0], row[1], row[2]): RuleState(bool(row[3]), row[4])
+        for row in db.execute("SELECT chat, rule, asset, armed, last_fired_at FROM rule_state")
+    }
+
+
+def save_rule_states(db: Database, states: dict[tuple[str, str, str], RuleState]) -> None:
+    db.conn.executemany(
+        "INSERT INTO rule_state (chat, rule, asset, armed, last_fired_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (chat, rule, asset) DO UPDATE"
+        " SET armed = excluded.armed, last_fired_at = excluded.last_fired_at",
+        [(*key, int(s.armed), s.last_fired_at) for key, s in states.items()],
+    )
+
+
+def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
+    """Record alerts; an item whose key was recorded before is ignored. Returns how many are new."""
+    cursor = db.conn.executemany(
+        "INSERT OR IGNORE INTO outbox (key, platform, chat_id, rule, asset, side, text, status,"
+        " attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        [
+            (i.key, i.platform, i.chat_id, i.rule, i.asset, i.side, i.text, i.status, now, now)
+            for i in items
+        ],
+    )
+    return cursor.rowcount
+
+
+def pending(db: Database, platform: str, limit: int = 100) -> list[OutboxRow]:
+    return [
+        OutboxRow(*row)
+        for row in db.execute(
+            "SELECT id, platform, chat_id, rule, asset, side, text, attempts FROM outbox"
+            " WHERE platform = ? AND status = ? ORDER BY id LIMIT ?",
+            [platform, PENDING, limit],
+        )
+    ]
+
+
+def mark(db: Database, outbox_id: int, status: str, now: int, error: str | None = None) -> None:
+    """Record a delivery attempt: `status` SENT, FAILED, or PENDING to try again later."""
+    with db.atomic():
+        db.execute(
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, error = ?, updated_at = ?"
+            " WHERE id = ?",
+            [status, error, now, outbox_id],
+        )
+
+
+def held(db: Database) -> dict[tuple[str, str], list[OutboxRow]]:
+    """Alerts held back by quiet hours, by (platform, chat id)."""
+    by_chat: dict[tuple[str, str], list[OutboxRow]] = {}
+    for row in db.execute(
+        "SELECT id, platform, chat_id, rule, asset, side, text, attempts FROM outbox"
+        " WHERE status = ? ORDER BY id",
+        [HELD],
+    ):
+        item = OutboxRow(*row)
+        by_chat.setdefault((item.platform, item.chat_id), []).append(item)
+    return by_chat
+
+
+def mark_merged(db: Database, ids: Iterable[int], now: int) -> None:
+    """Held alerts now summarised in one message (call inside the summary's transaction)."""
+    db.conn.executemany(
+        "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?",
+        [(MERGED, now, outbox_id) for outbox_id in ids],
+    )
