@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.harness import Fakes, started_fakes
 
 FRAMES = Path(__file__).parent / "frames"
 
@@ -18,3 +21,9 @@ def load_frame(name: str) -> Any:
 @pytest.fixture
 def frame() -> Any:
     return load_frame
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[Fakes]:
+    async for started in started_fakes():
+        yield started

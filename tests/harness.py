@@ -4,10 +4,12 @@ tests can wait on."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from bot.config import CollectorSettings, ExchangeSettings
 from bot.events import Gap, Liquidation
+from tests.fakes import FakeBinance, FakeBybit, FakeOkx
 
 FAST = CollectorSettings(reconnect_min=0.01, reconnect_max=0.05)
 WAIT = 10.0  # seconds a test may wait for something that should happen at once
@@ -38,3 +40,35 @@ class Sink:
             while not condition():
                 self._changed.clear()
                 await self._changed.wait()
+
+
+Fakes = tuple[FakeBinance, FakeBybit, FakeOkx]
+
+
+async def started_fakes() -> AsyncIterator[Fakes]:
+    """The three fake venues, started, with a few markets listed."""
+    async with FakeBinance() as binance, FakeBybit() as bybit, FakeOkx() as okx:
+        binance.set_market("BTCUSDT", "91000", "0.0001", "1000")
+        for symbol, base in (("BTCUSDT", "BTC"), ("SOLUSDT", "SOL"), ("ETHUSDT", "ETH")):
+            bybit.add_instrument(symbol, base)
+        bybit.set_ticker("SOLUSDT", "150", "-0.0007", "20000", funding_interval_hours=4)
+        okx.add_instrument("BTC-USDT-SWAP", "0.01")
+        okx.add_instrument("ETH-USDT-SWAP", "0.1")
+        okx.set_funding("BTC-USDT-SWAP", "0.0002", 8 * 3_600_000, 16 * 3_600_000)
+        okx.set_open_interest("BTC-USDT-SWAP", "10000", "100", "9000000")
+        yield binance, bybit, okx
+
+
+def write_config(tmp_path: Path, fakes: Fakes, base_urls: tuple[str, str] | None = None) -> Path:
+    binance, bybit, okx = fakes
+    ws = {"binance": "/market", "bybit": "/v5/public/linear", "okx": "/ws/v5/public"}
+    lines = [
+        f'[storage]\npath = "{tmp_path / "liqbot.db"}"\n',
+        '[collector]\nreconnect_min = "0.05s"\nreconnect_max = "0.2s"\n',
+    ]
+    for name, fake in (("binance", binance), ("bybit", bybit), ("okx", okx)):
+        http, wsbase = base_urls or (fake.base_url, fake.ws_base)
+        lines.append(f'[exchanges.{name}]\nws_url = "{wsbase}{ws[name]}"\nrest_url = "{http}"\n')
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines))
+    return path
