@@ -87,10 +87,13 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
     }
 
 
-def render_status(status: dict[str, Any], top: int = 5) -> str:
-    """The human form: compact, one screen."""
+def render_status(
+    status: dict[str, Any], top: int = 5, windows: tuple[str, ...] = STATUS_WINDOWS
+) -> str:
+    """The human form: compact, one screen (the CLI's, and /status in chats with fewer windows)."""
     lines = [f"liqbot status at {status['generated_at']}", "", "Liquidations:"]
-    for window, totals in status["liquidations"].items():
+    for window in windows:
+        totals = status["liquidations"][window]
         side = (
             f"{format_percent(totals['long_share'])} longs"
             if totals["total_usd"]

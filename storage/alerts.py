@@ -186,3 +186,34 @@ def mark_merged(db: Database, ids: Iterable[int], now: int) -> None:
         "UPDATE outbox SET status = ?, updated_at = ? WHERE id = ?",
         [(MERGED, now, outbox_id) for outbox_id in ids],
     )
+
+
+def set_active(db: Database, platform: str, chat_id: str, active: bool, now: int) -> bool:
+    """Switch a chat's alerts on or off; False when the chat has no subscription."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE subscriptions SET active = ?, updated_at = ?"
+            " WHERE platform = ? AND chat_id = ?",
+            [int(active), now, platform, chat_id],
+        )
+    return cursor.rowcount > 0
+
+
+def move_chat(db: Database, platform: str, old_id: str, new_id: str, now: int) -> None:
+    """A chat got a new id (a Telegram group became a supergroup): its subscription, rule state
+    and undelivered alerts follow it."""
+    with db.atomic():
+        db.execute(
+            "UPDATE subscriptions SET chat_id = ?, updated_at = ?"
+            " WHERE platform = ? AND chat_id = ?",
+            [new_id, now, platform, old_id],
+        )
+        db.execute(
+            "UPDATE rule_state SET chat = ? WHERE chat = ?",
+            [f"{platform}:{new_id}", f"{platform}:{old_id}"],
+        )
+        db.execute(
+            "UPDATE outbox SET chat_id = ?, updated_at = ? WHERE platform = ? AND chat_id = ?"
+            " AND status IN (?, ?)",
+            [new_id, now, platform, old_id, PENDING, HELD],
+        )

@@ -1,0 +1,380 @@
+"""The chat commands, once for every platform. Input: which chat, who (an admin check the
+adapter provides), the arguments. Output: a `Reply` the adapter renders. Bad input raises nothing
+past here: it becomes a reply that says what is accepted, and nothing changes."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlite_utils import Database
+
+from bot.errors import UserError
+from bot.formatting import format_usd
+from bot.recorder import now_ms
+from bot.status import render_status
+from bot.subscriptions import (
+    SETTING_KEYS,
+    Subscription,
+    Thresholds,
+    parse_watch,
+    set_threshold,
+)
+from bot.units import parse_duration
+from storage import alerts
+
+COMMAND_RATE = 10  # commands per chat per minute
+MAX_MUTE_SECONDS = 30 * 86_400
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+# name, description: the command list shown by the platforms (a contract: these names).
+COMMANDS = (
+    ("start", "What liqbot does; subscribe with a preset"),
+    ("help", "Commands and settings"),
+    ("subscribe", "Send alerts to this chat"),
+    ("unsubscribe", "Stop alerts in this chat"),
+    ("status", "Liquidations, funding, open interest and source health now"),
+    ("settings", "This chat's thresholds"),
+    ("set", "Change a threshold: /set <key> <value>"),
+    ("watch", "Assets to watch: /watch BTC ETH, or /watch all"),
+    ("mute", "Pause alerts: /mute 2h"),
+    ("unmute", "Resume alerts"),
+    ("quiet", "Quiet hours: /quiet 23:00-07:00 Europe/Berlin, or /quiet off"),
+    ("digest", "Summary: /digest daily 08:00, /digest hourly, /digest off"),
+)
+# Commands that change what a chat receives: group admins only.
+ADMIN_ONLY = frozenset(
+    {"subscribe", "unsubscribe", "set", "watch", "mute", "unmute", "quiet", "digest", "button"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    platform: str
+    chat_id: str
+    is_group: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    data: str  # what pressing it runs: "preset:<name>" or "set:<key>:<value>"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    refusal: bool = False  # adapters may show it only to the caller (Discord: ephemeral)
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    label: str
+    thresholds: Thresholds
+
+
+PRESETS = {
+    "big": Preset(
+        "Big events only",
+        Thresholds(
+            window="1h", liq=500_000_000, funding=0.001, oi=0.1, whale=10_000_000, cooldown=3600
+        ),
+    ),
+    "balanced": Preset("Balanced", Thresholds()),
+    "everything": Preset(
+        "Everything",
+        Thresholds(
+            window="1h",
+            liq=10_000_000,
+            funding=0.0003,
+            oi=0.03,
+            whale=1_000_000,
+            spike=3.0,
+            cooldown=900,
+        ),
+    ),
+}
+SETTINGS_BUTTONS = (
+    (
+        Button("Window 1h", "set:window:1h"),
+        Button("4h", "set:window:4h"),
+        Button("24h", "set:window:24h"),
+    ),
+    (
+        Button("Liq $50M", "set:liq:50m"),
+        Button("$250M", "set:liq:250m"),
+        Button("$1B", "set:liq:1b"),
+    ),
+    (Button("Whales $5M", "set:whale:5m"), Button("Whales off", "set:whale:off")),
+)
+
+
+@dataclass
+class _Limiter:
+    """At most COMMAND_RATE commands per chat per minute; one warning, then silence."""
+
+    recent: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+    def allow(self, chat: str) -> bool | None:
+        """True: go on; False: refuse with a warning; None: ignore silently."""
+        now = time.monotonic()
+        stamps = self.recent[chat]
+        while stamps and now - stamps[0] > 60:
+            stamps.popleft()
+        stamps.append(now)
+        if len(stamps) <= COMMAND_RATE:
+            return True
+        return False if len(stamps) == COMMAND_RATE + 1 else None
+
+
+class CommandCore:
+    def __init__(
+        self,
+        db: Database,
+        defaults: Thresholds,
+        status: Callable[[], dict[str, Any]],
+        on_change: Callable[[], None],
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.db = db
+        self.defaults = defaults
+        self.status_source = status
+        self.on_change = on_change
+        self.clock = clock
+        self._limiter = _Limiter()
+        self._handlers: dict[str, Callable[[ChatRef, list[str]], Reply]] = {
+            "start": self.start,
+            "help": self.help,
+            "subscribe": self.subscribe,
+            "unsubscribe": self.unsubscribe,
+            "status": self.status,
+            "settings": self.settings,
+            "set": self.set,
+            "watch": self.watch,
+            "mute": self.mute,
+            "unmute": self.unmute,
+            "quiet": self.quiet,
+            "digest": self.digest,
+            "button": self.button,
+        }
+
+    async def handle(
+        self, command: str, chat: ChatRef, args: list[str], is_admin: Callable[[], Awaitable[bool]]
+    ) -> Reply | None:
+        """Run a command; None when the chat is over its rate limit and was already told."""
+        allowed = self._limiter.allow(f"{chat.platform}:{chat.chat_id}")
+        if allowed is None:
+            return None
+        if not allowed:
+            return Reply("Too many commands: wait a minute and try again.", refusal=True)
+        handler = self._handlers.get(command)
+        if handler is None:
+            return Reply(f"Unknown command /{command}. Try /help.", refusal=True)
+        if command in ADMIN_ONLY and chat.is_group and not await is_admin():
+            return Reply("Only the chat's administrators can change liqbot here.", refusal=True)
+        try:
+            return handler(chat, args)
+        except UserError as error:
+            return Reply(str(error), refusal=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def start(self, chat: ChatRef, args: list[str]) -> Reply:
+        text = (
+            "liqbot watches liquidations, funding and open interest on Binance, Bybit and OKX "
+            'and tells this chat when they cross its thresholds, e.g. "$352M liquidated in 1h, '
+            '90% longs".\n\nPick a preset to subscribe (change anything later with /set), or '
+            "see /help."
+        )
+        buttons = tuple((Button(p.label, f"preset:{name}"),) for name, p in PRESETS.items())
+        return Reply(text, buttons)
+
+    def help(self, chat: ChatRef, args: list[str]) -> Reply:
+        lines = [f"/{name} - {description}" for name, description in COMMANDS]
+        lines += [
+            "",
+            "Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD in the window, e.g. "
+            "250m); side (the dominant side's share, e.g. 80%, or any); funding (per 8h, e.g. "
+            "0.05%); oi (open-interest move, e.g. 5%); whale (one liquidation, e.g. 5m, or off); "
+            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m).",
+        ]
+        return Reply("\n".join(lines))
+
+    def status(self, chat: ChatRef, args: list[str]) -> Reply:
+        return Reply(render_status(self.status_source(), windows=("1h", "24h")))
+
+    def settings(self, chat: ChatRef, args: list[str]) -> Reply:
+        sub = self._load(chat)
+        if sub is None:
+            return Reply("This chat is not subscribed. /subscribe to start.")
+        return Reply(describe(sub, self.clock()), SETTINGS_BUTTONS)
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def subscribe(self, chat: ChatRef, args: list[str]) -> Reply:
+        sub = self._load(chat)
+        preset = PRESETS.get(args[0].lower()) if args else None
+        if args and preset is None:
+            raise UserError(f"unknown preset {args[0]!r}: use {', '.join(PRESETS)}")
+        if sub is None:
+            sub = Subscription(chat.platform, chat.chat_id, self.defaults)
+        sub = replace(sub, active=True, thresholds=preset.thresholds if preset else sub.thresholds)
+        self._save(sub)
+        return Reply("Subscribed.\n\n" + describe(sub, self.clock()), SETTINGS_BUTTONS)
+
+    def unsubscribe(self, chat: ChatRef, args: list[str]) -> Reply:
+        sub = self._load(chat)
+        if sub is None or not sub.active:
+            return Reply("This chat is not subscribed.")
+        self._save(replace(sub, active=False))
+        return Reply("Unsubscribed: no more alerts here. /subscribe brings them back.")
+
+    def set(self, chat: ChatRef, args: list[str]) -> Reply:
+        if len(args) < 2:
+            raise UserError(f"usage: /set <key> <value>, keys: {', '.join(SETTING_KEYS)}")
+        sub = self._subscribed(chat)
+        thresholds = set_threshold(sub.thresholds, args[0], " ".join(args[1:]))
+        sub = replace(sub, thresholds=thresholds)
+        self._save(sub)
+        return Reply("Saved.\n\n" + describe(sub, self.clock()))
+
+    def watch(self, chat: ChatRef, args: list[str]) -> Reply:
+        if not args:
+            raise UserError("usage: /watch BTC ETH SOL, or /watch all")
+        sub = replace(self._subscribed(chat), watch=parse_watch(args))
+        self._save(sub)
+        return Reply(f"Watching {_watching(sub)}.")
+
+    def mute(self, chat: ChatRef, args: list[str]) -> Reply:
+        try:
+            seconds = parse_duration(" ".join(args)) if args else 0
+        except ValueError as error:
+            raise UserError(f"mute: {error}") from None
+        if not 60 <= seconds <= MAX_MUTE_SECONDS:
+            raise UserError("usage: /mute <duration> from 1m to 30d, e.g. /mute 2h")
+        until = self.clock() + int(seconds * 1000)
+        self._save(replace(self._subscribed(chat), mute_until=until))
+        return Reply(f"Muted until {_utc(until)}. /unmute to resume.")
+
+    def unmute(self, chat: ChatRef, args: list[str]) -> Reply:
+        self._save(replace(self._subscribed(chat), mute_until=None))
+        return Reply("Alerts resumed.")
+
+    def quiet(self, chat: ChatRef, args: list[str]) -> Reply:
+        sub = self._subscribed(chat)
+        if args and args[0].lower() == "off":
+            self._save(replace(sub, quiet=None))
+            return Reply("Quiet hours off.")
+        usage = "usage: /quiet HH:MM-HH:MM [timezone], e.g. /quiet 23:00-07:00 Europe/Berlin"
+        if not args or "-" not in args[0]:
+            raise UserError(usage)
+        start_text, end_text = args[0].split("-", 1)
+        start, end = _clock_minutes(start_text, usage), _clock_minutes(end_text, usage)
+        if start == end:
+            raise UserError("quiet hours must not start and end at the same time")
+        timezone = _timezone(args[1]) if len(args) > 1 else sub.timezone
+        sub = replace(sub, quiet=(start, end), timezone=timezone)
+        self._save(sub)
+        return Reply(f"Quiet hours {args[0]} {timezone}: alerts are held and summarised after.")
+
+    def digest(self, chat: ChatRef, args: list[str]) -> Reply:
+        usage = "usage: /digest daily HH:MM, /digest hourly or /digest off"
+        words = [word.lower() for word in args]
+        if words in (["off"], ["hourly"]):
+            value = words[0]
+        elif len(words) == 2 and words[0] == "daily":
+            minutes = _clock_minutes(words[1], usage)
+            value = f"daily {minutes // 60:02d}:{minutes % 60:02d}"
+        else:
+            raise UserError(usage)
+        sub = replace(self._subscribed(chat), digest=value)
+        self._save(sub)
+        where = f" ({sub.timezone})" if value.startswith("daily") else ""
+        return Reply(f"Digest: {value}{where}.")
+
+    def button(self, chat: ChatRef, args: list[str]) -> Reply:
+        """A pressed button: its data, as made by `start` and `settings`."""
+        kind, _, rest = (args[0] if args else "").partition(":")
+        if kind == "preset":
+            return self.subscribe(chat, [rest])
+        if kind == "set":
+            key, _, value = rest.partition(":")
+            return self.set(chat, [key, value])
+        raise UserError("that button is no longer valid")
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def _load(self, chat: ChatRef) -> Subscription | None:
+        return alerts.load_subscription(self.db, chat.platform, chat.chat_id)
+
+    def _subscribed(self, chat: ChatRef) -> Subscription:
+        sub = self._load(chat)
+        if sub is None or not sub.active:
+            raise UserError("This chat is not subscribed. /subscribe first.")
+        return sub
+
+    def _save(self, sub: Subscription) -> None:
+        with self.db.atomic():
+            alerts.save_subscription(self.db, sub, self.clock())
+        self.on_change()
+
+
+def _clock_minutes(text: str, usage: str) -> int:
+    match = _CLOCK.match(text.strip())
+    if not match:
+        raise UserError(usage)
+    return int(match[1]) * 60 + int(match[2])
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UserError(
+            f"unknown timezone {name!r}: use a name such as UTC or Europe/Berlin"
+        ) from None
+    return name
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ms / 1000))
+
+
+def _watching(sub: Subscription) -> str:
+    return ", ".join(sorted(sub.watch)) if sub.watch else "all assets"
+
+
+def _off_or(value: float, text: str) -> str:
+    return "off" if value == 0 else text
+
+
+def describe(sub: Subscription, now: int) -> str:
+    """A chat's settings, as /settings shows them."""
+    t = sub.thresholds
+    side = "any side" if t.side == 0 else f"one side at least {round(t.side * 100)}%"
+    quiet = "off"
+    if sub.quiet:
+        (start, end) = sub.quiet
+        quiet = f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d} {sub.timezone}"
+    muted = f"until {_utc(sub.mute_until)}" if sub.mute_until and sub.mute_until > now else "no"
+    lines = [
+        f"Alerts: {'on' if sub.active else 'off (/subscribe to resume)'}",
+        f"window: {t.window}",
+        f"liq: {_off_or(t.liq, format_usd(t.liq))} in {t.window}, {side}",
+        f"funding: {_off_or(t.funding, f'{t.funding * 100:g}% per 8h')}",
+        f"oi: {_off_or(t.oi, f'{t.oi * 100:g}% move in {t.window}')}",
+        f"whale: {_off_or(t.whale, format_usd(t.whale))}",
+        f"spike: {_off_or(t.spike, f'{t.spike:g}x the 30-day average')}",
+        f"cooldown: {t.cooldown / 60:g} min",
+        f"Watching: {_watching(sub)}",
+        f"Muted: {muted}",
+        f"Quiet hours: {quiet}",
+        f"Digest: {sub.digest}",
+    ]
+    return "\n".join(lines)
