@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings, config_path, load_settings
+from bot.logs import configure_logging
 from bot.recorder import now_ms
 
 
@@ -49,11 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from bot.demo import run_demo
 
-        return run_demo(args.speed)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        try:
+            return run_demo(args.speed)
+        except BrokenPipeError:  # `liqbot demo | head`: the reader is gone, which is fine
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    configure_logging(settings.log_level, settings.secrets)
     from bot.main import run_forever
 
     return run_forever(settings)

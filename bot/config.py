@@ -48,12 +48,38 @@ class CollectorSettings:
 
 
 @dataclass(frozen=True)
+class ChatPlatformSettings:
+    """A chat platform's connection. `token` comes from the file or the environment and is a
+    secret: never logged (see bot/logs.py)."""
+
+    token: str | None
+    api_url: str
+    gateway_url: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token)
+
+
+TELEGRAM_API_URL = "https://api.telegram.org"
+DISCORD_API_URL = "https://discord.com/api/v10"
+TOKEN_ENV = {"telegram": "TELEGRAM_BOT_TOKEN", "discord": "DISCORD_BOT_TOKEN"}
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     log_level: str = "INFO"
     defaults: Thresholds = field(default_factory=Thresholds)
+    telegram: ChatPlatformSettings = field(
+        default_factory=lambda: ChatPlatformSettings(None, TELEGRAM_API_URL)
+    )
+
+    @property
+    def secrets(self) -> list[str]:
+        return [token for token in (self.telegram.token,) if token]
 
     @property
     def enabled_exchanges(self) -> list[ExchangeSettings]:
@@ -152,7 +178,8 @@ class _Reader:
 
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
-    for key in sorted(set(raw) - {"storage", "exchanges", "collector", "logging", "defaults"}):
+    tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram"}
+    for key in sorted(set(raw) - tables):
         reader.problems.append(f"{key}: unknown table")
 
     storage_raw = reader.table(
@@ -204,12 +231,21 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
 
     logging_raw = reader.table("logging", {"level"})
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
+    telegram_raw = reader.table("telegram", {"token", "api_url"})
+    telegram = ChatPlatformSettings(
+        token=reader.value(telegram_raw, "telegram", "token", _text, None)
+        or os.environ.get(TOKEN_ENV["telegram"])
+        or None,
+        api_url=reader.value(
+            telegram_raw, "telegram", "api_url", _url(("http://", "https://")), TELEGRAM_API_URL
+        ),
+    )
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Settings(storage, exchanges, collector, log_level, defaults)
+    return Settings(storage, exchanges, collector, log_level, defaults, telegram)
 
 
 def config_path(explicit: str | None) -> Path | None:

@@ -4,6 +4,7 @@ views rebuilt from storage, the writer, the alert engine and the outbox workers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
@@ -14,10 +15,12 @@ from bot.engine import AlertEngine
 from bot.events import FundingRate, Liquidation, OpenInterest, SourceHealth
 from bot.market import HISTORY_MINUTES, MarketState
 from bot.norms import MINUTES_PER_DAY, NORM_DAYS, Norms
-from bot.outbox import OutboxWorker, Send
-from bot.recorder import Recorder
+from bot.outbox import Channel, OutboxWorker
+from bot.recorder import Recorder, now_ms
 from bot.subscriptions import Subscription, Thresholds
 from storage import alerts, market_data
+
+log = logging.getLogger(__name__)
 
 
 class Core:
@@ -25,7 +28,7 @@ class Core:
         self,
         db: Database,
         now: int,
-        senders: Mapping[str, Send],
+        channels: Mapping[str, Channel],
         health: Callable[[], Iterable[SourceHealth]] = tuple,
     ) -> None:
         self.db = db
@@ -50,7 +53,8 @@ class Core:
         )
         self.recorder = Recorder(db, health)
         self.workers = {
-            platform: OutboxWorker(db, platform, send) for platform, send in senders.items()
+            platform: OutboxWorker(db, platform, channel, self.chat_changed)
+            for platform, channel in channels.items()
         }
         self.engine = AlertEngine(db, self.market, self.norms, self.derivatives, self._wake_workers)
 
@@ -59,6 +63,20 @@ class Core:
             worker = self.workers.get(platform)
             if worker is not None:
                 worker.wake()
+
+    def chat_changed(self, platform: str, chat_id: str, new_id: str | None) -> None:
+        """A chat blocked or removed the bot (`new_id` None: its alerts stop until /subscribe),
+        or got a new id (its subscription, rule state and pending alerts follow)."""
+        if new_id is None:
+            log.info("%s: chat %s is gone; its subscription is paused", platform, chat_id)
+            alerts.set_active(self.db, platform, chat_id, False, now_ms())
+        else:
+            log.info("%s: chat %s is now %s", platform, chat_id, new_id)
+            alerts.move_chat(self.db, platform, chat_id, new_id, now_ms())
+        self.engine.reload_subscriptions()
+        worker = self.workers.get(platform)
+        if worker is not None:
+            worker.wake()
 
     def subscribe_console(self, thresholds: Thresholds, now: int, active: bool = True) -> None:
         """The console subscriber: the `[defaults]` thresholds, refreshed at every start."""

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from bot.core import Core
 from bot.events import Liquidation
+from bot.outbox import Channel, DeliveryError
 from bot.subscriptions import Thresholds
 from bot.venues import binance, bybit, okx
 from handlers.console import ConsoleSender
@@ -76,7 +77,7 @@ class Replay:
         db = open_database(None)
         with db.atomic():
             market_data.save_liquidations(db, list(baseline(self.start)))
-        self.core = Core(db, self.start, senders={"console": self._send})
+        self.core = Core(db, self.start, channels={"console": Channel(self._send)})
         self.core.subscribe_console(DEMO_THRESHOLDS, self.start)
         self.contracts: dict[str, okx.Contract] = {}
         self.alerts = 0
@@ -84,7 +85,11 @@ class Replay:
 
     async def _send(self, row: OutboxRow) -> None:
         stamp = datetime.fromtimestamp(self.clock / 1000, UTC).strftime("%H:%M:%S")
-        self.out.write(f"[{stamp} UTC, {(self.clock - self.start) // 60_000} min in]\n")
+        minutes = (self.clock - self.start) // 60_000
+        try:
+            self.out.write(f"[{stamp} UTC, {minutes} min in]\n")
+        except OSError as error:
+            raise DeliveryError(f"demo: {error}", permanent=True) from None
         self.alerts += 1
         await self._console(row)
 

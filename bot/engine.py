@@ -19,7 +19,7 @@ from bot.events import Liquidation
 from bot.market import MarketState
 from bot.norms import Norms
 from bot.recorder import now_ms
-from bot.rules import Evaluation, RuleBook, Snapshot, StateKey, Trigger, rearm
+from bot.rules import Arming, Evaluation, RuleBook, Snapshot, StateKey, Trigger
 from bot.subscriptions import Subscription, is_quiet, local_minutes
 from storage import alerts
 from storage.alerts import HELD, PENDING, OutboxItem, RuleState
@@ -46,14 +46,25 @@ class AlertEngine:
         self.norms = norms
         self.derivatives = derivatives
         self.on_enqueued = on_enqueued
-        self.states = alerts.load_rule_states(db)
         self.book = RuleBook(alerts.active_subscriptions(db))
+        self.states = alerts.load_rule_states(db)
         self._whales: list[Liquidation] = []
         self._wake = asyncio.Event()
         self._market_data_changed = True
 
+    @property
+    def states(self) -> dict[StateKey, RuleState]:
+        """Every rule's state; owned by the engine (assign a new dict rather than edit it)."""
+        return self._states
+
+    @states.setter
+    def states(self, states: dict[StateKey, RuleState]) -> None:
+        self._states = states
+        self.arming = Arming(self.book, states)
+
     def reload_subscriptions(self) -> None:
         self.book = RuleBook(alerts.active_subscriptions(self.db))
+        self.arming = Arming(self.book, self.states)
 
     def on_liquidations(self, events: list[Liquidation]) -> None:
         minimum = self.book.min_whale
@@ -84,14 +95,16 @@ class AlertEngine:
         whales, self._whales = self._whales, []
         self.market.advance(now)
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
-        rearmed = rearm(self.book, snap, self.states, include_market_data=full)
+        rearmed = self.arming.rearm(snap, self.states, include_market_data=full)
         self.states.update(rearmed)
-        evaluation = Evaluation(self.book, snap, self.states)
+        evaluation = Evaluation(self.book, snap, self.states, self.arming)
         evaluation.liquidations(whales)
         if full:
             evaluation.funding_and_open_interest()
         items, fired = self._outbox_items(evaluation.triggers, now)
-        return self._record(items, rearmed | fired, now)
+        added = self._record(items, rearmed | fired, now)
+        self.arming.disarm(evaluation.fired)  # recorded: those rules are now disarmed
+        return added
 
     def _outbox_items(
         self, triggers: list[Trigger], now: int
@@ -100,10 +113,10 @@ class AlertEngine:
         grouped: defaultdict[tuple[str, str], list[Trigger]] = defaultdict(list)
         fired: dict[StateKey, RuleState] = {}
         for trigger in triggers:
-            grouped[trigger.sub.key, trigger.rule].append(trigger)
+            chat, rule = trigger.sub.key, trigger.rule
+            grouped[chat, rule].append(trigger)
             # A single liquidation has no level to fall back from: whales only cool down.
-            armed = trigger.rule == "whale"
-            fired[trigger.sub.key, trigger.rule, trigger.asset] = RuleState(armed, now)
+            fired[chat, rule, trigger.asset] = RuleState(rule == "whale", now)
         items = []
         minute = now // MS_PER_MINUTE
         for (chat, rule), group in grouped.items():

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
+def round_half_up(value: float, exponent: int = 0) -> float:
+    """`value` rounded to a multiple of 10**exponent, halves away from zero (as people round:
+    62.5% -> 63%, $2.125M -> $2.13M), not to the even neighbour as round() does."""
+    step = Decimal(1).scaleb(exponent)
+    return float(Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP))
 
 
 def _three_significant(value: float) -> float:
     if value == 0:
         return 0.0
-    digits = 3 - math.floor(math.log10(abs(value))) - 1
-    return round(value, digits)
+    return round_half_up(value, math.floor(math.log10(abs(value))) - 2)
 
 
 def format_usd(value: float) -> str:
@@ -32,8 +39,18 @@ def _trim(value: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def format_number(value: float, significant: int = 6) -> str:
+    """A quantity or price for people: comma-grouped, never in exponent form, trailing zeros
+    dropped: 81,000,000,000; 1,931.24; 0.00001234."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    decimals = max(0, significant - 1 - math.floor(math.log10(abs(value))))
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def format_percent(fraction: float, decimals: int = 0) -> str:
-    return f"{fraction * 100:.{decimals}f}%"
+    return f"{round_half_up(fraction * 100, -decimals):.{decimals}f}%"
 
 
 def format_rate(fraction: float) -> str:
@@ -47,3 +64,26 @@ def iso_utc(ms: int | None) -> str | None:
     return (
         datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     )
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """Parts of at most `limit` characters, split between lines where possible (a line longer
+    than the limit is cut), so each part reads on its own."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not parts:
+        parts.append(current)
+    return parts

@@ -14,15 +14,19 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlite_utils import Database
 
+from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
 from bot.events import OpenInterest
 from bot.feeds import Collector
+from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
+from bot.status import build_status
 from bot.venues.common import MALFORMED
-from handlers import console
+from handlers import console, telegram
+from handlers.telegram import TelegramBot
 from storage import market_data, open_database
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10,
 CLOCK_TICK = 1.0
 PRUNE_INTERVAL = 3600.0
 SCHEDULED_ALERTS_INTERVAL = 60.0
+TELEGRAM_CONCURRENCY = 16  # chats served at once; Telegram's pacing is the real limit
 T = TypeVar("T")
 
 
@@ -46,22 +51,40 @@ class App:
         self.settings = settings
         self.db = db if db is not None else open_database(settings.storage.path)
         self.collectors: list[Collector] = []
+        channels = {console.PLATFORM: Channel(console.ConsoleSender())}
+        self.telegram: TelegramBot | None = None
+        if settings.telegram.enabled:
+            assert settings.telegram.token is not None
+            self.telegram = TelegramBot(
+                settings.telegram.token,
+                settings.telegram.api_url,
+                self._commands(),
+                on_chat_change=lambda *change: self.core.chat_changed(*change),
+            )
+            channels[telegram.PLATFORM] = Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
         self.core = Core(
-            self.db,
-            now_ms(),
-            senders={console.PLATFORM: console.ConsoleSender()},
-            health=lambda: [c.health for c in self.collectors],
+            self.db, now_ms(), channels, health=lambda: [c.health for c in self.collectors]
         )
-        # Until a chat platform is configured, alerts go to stdout with the [defaults].
-        self.core.subscribe_console(settings.defaults, now_ms())
+        # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
+        self.core.subscribe_console(settings.defaults, now_ms(), active=self.telegram is None)
         self.market = self.core.market
         self.recorder = self.core.recorder
+
+    def _commands(self) -> CommandCore:
+        return CommandCore(
+            self.db,
+            self.settings.defaults,
+            status=lambda: build_status(self.db, self.settings, now_ms()),
+            on_change=lambda: self.core.engine.reload_subscriptions(),
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
             sources = self._sources(session)
             scheduler = self._scheduler(sources)
             tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
+            if self.telegram is not None:
+                tasks.append(asyncio.create_task(self.telegram.run(), name="telegram"))
             tasks += [
                 asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
                 for collector in self.collectors

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.derivatives import OpenInterestMove
 from bot.events import FundingRate, Liquidation
-from bot.formatting import format_rate, format_usd
-from bot.norms import Norm
+from bot.formatting import format_number, format_percent, format_rate, format_usd
+from bot.norms import NORM_DAYS, Norm
 
 VENUE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX"}
 AVERAGE_NAMES = {
@@ -51,7 +51,7 @@ def venue_name(venue: str) -> str:
 
 
 def _percent(fraction: float) -> str:
-    return f"{round(fraction * 100)}%"
+    return format_percent(fraction)
 
 
 def _ranked(values: Mapping[str, float]) -> str:
@@ -71,21 +71,31 @@ def _norm_line(view: WindowView) -> str:
     norm = view.norm
     if norm is None:
         return "Not enough history yet for a 30-day comparison."
+    days = _history_days(norm)
     parts = []
     if norm.average_usd > 0:
         parts.append(
-            f"{view.total_usd / norm.average_usd:.1f}x the 30-day "
+            f"{view.total_usd / norm.average_usd:.1f}x the {days}-day "
             f"{AVERAGE_NAMES[view.window]} average"
         )
     if norm.long_share is not None:
         parts.append(f"longs usually {_percent(norm.long_share)}")
-    return "; ".join(parts) if parts else "Nothing was liquidated in the last 30 days."
+    plural = "s" if days > 1 else ""
+    return "; ".join(parts) if parts else f"Nothing was liquidated in the last {days} day{plural}."
+
+
+def _history_days(norm: Norm) -> int:
+    """30, or the days of history there are while there are fewer."""
+    return int(min(NORM_DAYS, max(1, round(norm.history_days))))
 
 
 def _context_lines(
-    bases: Iterable[str], funding: Mapping[str, FundingRate], open_interest: Mapping[str, float]
+    by_usd: Mapping[str, float],
+    funding: Mapping[str, FundingRate],
+    open_interest: Mapping[str, float],
 ) -> list[str]:
-    bases = list(bases)[:TOP]
+    """Funding and open interest of the assets liquidated most."""
+    bases = [base for base, _ in sorted(by_usd.items(), key=lambda item: -item[1])[:TOP]]
     rates = [f"{b} {format_rate(funding[b].rate_8h)}" for b in bases if b in funding]
     interest = [f"{b} {format_usd(open_interest[b])}" for b in bases if b in open_interest]
     lines = []
@@ -116,7 +126,7 @@ def spike_alert(
     ratio = view.total_usd / view.norm.average_usd
     lines = [
         f"Liquidation spike: {format_usd(view.total_usd)} in {view.window}, {ratio:.1f}x the "
-        f"30-day {AVERAGE_NAMES[view.window]} average",
+        f"{_history_days(view.norm)}-day {AVERAGE_NAMES[view.window]} average",
         headline(view),
         "Top assets: " + _ranked(view.by_base),
         "Venues: " + _ranked(view.by_exchange),
@@ -129,7 +139,8 @@ def whale_alert(event: Liquidation) -> str:
     return (
         f"Whale liquidation: {format_usd(event.usd)} {event.base} {event.position} on "
         f"{venue_name(event.venue)}\n"
-        f"{event.symbol}: {event.qty:,.6g} {event.base} at ${event.price:,.8g}"
+        f"{event.symbol}: {format_number(event.qty)} {event.base} at "
+        f"${format_number(event.price, significant=8)}"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlite_utils import Database
 
@@ -46,7 +47,15 @@ class DeliveryError(Exception):
 
 
 Send = Callable[[OutboxRow], Awaitable[None]]
-ChatEvent = Callable[[str, str, str | None], None]  # platform, chat id, new chat id (moves)
+ChatEvent = Callable[[str, str, str | None], None]  # platform, chat id, new id (None: gone)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """How one platform delivers: its send function and how many chats it serves at once."""
+
+    send: Send
+    concurrency: int = 1
 
 
 class OutboxWorker:
@@ -54,15 +63,14 @@ class OutboxWorker:
         self,
         db: Database,
         platform: str,
-        send: Send,
-        concurrency: int = 1,
-        on_chat_change: ChatEvent = lambda platform, chat, new: None,
+        channel: Channel,
+        on_chat_change: ChatEvent,
     ) -> None:
         self.db = db
         self.platform = platform
-        self.send = send
+        self.send = channel.send
         self.on_chat_change = on_chat_change
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = asyncio.Semaphore(channel.concurrency)
         self._busy_chats: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -117,9 +125,7 @@ class OutboxWorker:
         alerts.mark(self.db, row.id, SENT, now_ms())
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
-        if error.moved_to is not None:
-            log.info("%s: chat %s moved to %s", self.platform, row.chat_id, error.moved_to)
-            alerts.move_chat(self.db, self.platform, row.chat_id, error.moved_to, now_ms())
+        if error.moved_to is not None:  # the row moves with the chat and is tried again there
             self.on_chat_change(self.platform, row.chat_id, error.moved_to)
             return
         attempts = row.attempts + 1
@@ -134,7 +140,6 @@ class OutboxWorker:
             error,
         )
         if error.chat_gone:
-            alerts.set_active(self.db, self.platform, row.chat_id, False, now_ms())
             self.on_chat_change(self.platform, row.chat_id, None)
         if not final:
             await asyncio.sleep(error.retry_after or RETRY_BASE * 2 ** (attempts - 1))

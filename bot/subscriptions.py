@@ -6,6 +6,7 @@ value raises `UserError` saying what is accepted, and nothing changes.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -73,23 +74,28 @@ class Setting:
     def check(self, name: str, value: float) -> float:
         if self.off_allowed and value == 0:
             return 0.0
-        if not self.low <= value <= self.high:
-            accepted = (
-                f"from {self.describe(self.low)} to {self.describe(self.high)}"
-                if self.high != float("inf")
-                else f"{self.describe(self.low)} or more"
-            )
-            off = ", or off" if self.off_allowed else ""
-            raise UserError(f"{name} must be {accepted}{off}, e.g. {self.example}")
+        if not (math.isfinite(value) and self.low <= value <= self.high):
+            raise UserError(self.accepted(name))
         return value
 
     def read(self, name: str, text: str) -> float:
         if self.off_allowed and is_off(text):
             return 0.0
         try:
-            return self.check(name, self.parse(text))
-        except ValueError as error:
-            raise UserError(f"{name}: {error}") from None
+            value = self.parse(text)
+        except ValueError:
+            raise UserError(f"{text.strip()!r} is not understood: {self.accepted(name)}") from None
+        return self.check(name, value)
+
+    def accepted(self, name: str) -> str:
+        """What the setting accepts, said the way people type it."""
+        accepted = (
+            f"from {self.describe(self.low)} to {self.describe(self.high)}"
+            if self.high != float("inf")
+            else f"{self.describe(self.low)} or more"
+        )
+        off = ", or off" if self.off_allowed else ""
+        return f"{name} must be {accepted}{off}, e.g. {self.example}"
 
 
 def _share(text: str) -> float:
@@ -166,26 +172,38 @@ def thresholds_from_config(defaults: Mapping[str, Any]) -> tuple[Thresholds, lis
     values: dict[str, Any] = {}
     problems: list[str] = []
     for key, name in CONFIG_KEYS.items():
-        if key not in defaults:
-            continue
-        value = defaults[key]
-        try:
-            if name == "window" or isinstance(value, str):
-                values[name] = getattr(set_threshold(Thresholds(), name, str(value)), name)
-            elif isinstance(value, bool) or not isinstance(value, int | float):
-                raise UserError(f"{name}: expected a number")
-            else:
-                values[name] = SETTINGS[name].check(name, float(value))
-        except UserError as error:
-            problems.append(f"defaults.{key}: {error}")
+        if key in defaults:
+            try:
+                values[name] = _config_value(key, name, defaults[key])
+            except UserError as error:
+                problems.append(f"defaults.{key}: {error}")
     return Thresholds(**values), problems
 
 
+FRACTIONS = frozenset({"side", "funding", "oi"})
+
+
+def _config_value(key: str, name: str, value: Any) -> Any:
+    """A `[defaults]` value: numbers in the units the key names (fractions for shares and rates),
+    or text as typed in chats ("250m", "30m", "0.05%")."""
+    if name == "window":
+        return _window(str(value))
+    setting = SETTINGS[name]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return setting.check(key, float(value))
+    if isinstance(value, str) and (name not in FRACTIONS or "%" in value):
+        return setting.read(key, value)
+    unit = "a fraction such as 0.05 (or text with %)" if name in FRACTIONS else "a number"
+    raise UserError(f"{key} must be {unit}")
+
+
 def parse_watch(words: list[str]) -> frozenset[str]:
-    """Assets from `/watch BTC eth SOL` (or `all` for the whole market)."""
-    if not words or [w.lower() for w in words] == ["all"]:
+    """Assets from `/watch BTC eth,SOL` (or `all` for the whole market)."""
+    assets = {part.upper() for word in words for part in word.split(",") if part.strip()}
+    if "ALL" in assets:
+        if len(assets) > 1:
+            raise UserError("use /watch all on its own, or list assets such as BTC ETH SOL")
         return frozenset()
-    assets = {word.strip(",").upper() for word in words if word.strip(",")}
     bad = sorted(a for a in assets if not _ASSET.match(a))
     if bad:
         raise UserError(f"not an asset symbol: {', '.join(bad)} (use e.g. BTC ETH SOL, or all)")

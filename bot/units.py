@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE | re.ASCII)
 _SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-_MONEY = re.compile(r"^\s*\$?\s*(\d[\d,_]*(?:\.\d+)?)\s*([kmbt])?\s*(?:usd)?\s*$", re.IGNORECASE)
+_MONEY = re.compile(
+    r"^\s*\$?\s*(\d[\d,_]*(?:\.\d+)?)\s*([kmbt])?\s*(?:usd)?\s*$", re.IGNORECASE | re.ASCII
+)
 _MONEY_SCALE = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-_PERCENT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(%)?\s*$")
-_MULTIPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x?\s*$", re.IGNORECASE)
+_PERCENT = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(%)?\s*$", re.ASCII)
+_MULTIPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x?\s*$", re.IGNORECASE | re.ASCII)
 OFF_WORDS = frozenset({"off", "none", "0", "disable", "disabled", "no"})
 
 

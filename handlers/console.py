@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from bot.outbox import DeliveryError
 from storage.alerts import OutboxRow
 
 PLATFORM = "console"
@@ -17,5 +18,8 @@ class ConsoleSender:
         self.stream = stream
 
     async def __call__(self, row: OutboxRow) -> None:
-        self.stream.write(f"{row.text}\n\n")
-        self.stream.flush()
+        try:
+            self.stream.write(f"{row.text}\n\n")
+            self.stream.flush()
+        except OSError as error:  # stdout closed (a pipe whose reader went away)
+            raise DeliveryError(f"console: {error}", permanent=True) from None

@@ -3,12 +3,15 @@
 from .binance import FakeBinance, force_order
 from .bybit import FakeBybit, all_liquidation
 from .okx import RATE_LIMITED, FakeOkx, detail, liquidation_orders
+from .telegram import FakeTelegram, SentMessage
 
 __all__ = [
     "RATE_LIMITED",
     "FakeBinance",
     "FakeBybit",
     "FakeOkx",
+    "FakeTelegram",
+    "SentMessage",
     "all_liquidation",
     "detail",
     "force_order",

@@ -1,0 +1,247 @@
+"""Telegram adapter (python-telegram-bot 22, in liqbot's own asyncio loop): turns updates into
+calls of the command core and replies into HTML messages, and delivers outbox alerts within
+Telegram's limits. No command logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from telegram import (
+    BotCommand,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.commands import COMMANDS, ChatRef, CommandCore, Reply
+from bot.formatting import split_message
+from bot.outbox import DeliveryError
+from bot.ratelimit import Limit, Pacer
+from storage.alerts import OutboxRow
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+MAX_TEXT = 4096
+# Telegram allows 30 messages a second overall, 20 a minute in a group and about one a second
+# in a chat; one below each cap leaves room for network jitter.
+PACER_LIMITS = (Limit(29, 1.0), Limit(1, 1.0), Limit(19, 60.0))
+START_RETRY_MAX = 60.0
+ADMINS = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
+ChatEvent = Callable[[str, str, str | None], None]
+
+
+def _seconds(value: int | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def render(text: str, bold_first_line: bool = False) -> str:
+    """Plain text as Telegram HTML, every character of it escaped."""
+    escaped = html.escape(text, quote=False)
+    if bold_first_line:
+        first, _, rest = escaped.partition("\n")
+        escaped = f"<b>{first}</b>" + (f"\n{rest}" if rest else "")
+    return escaped
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    if not reply.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(b.label, callback_data=b.data) for b in row]
+            for row in reply.buttons
+        ]
+    )
+
+
+def _chat_ref(chat: Chat) -> ChatRef:
+    return ChatRef(PLATFORM, str(chat.id), is_group=chat.type != Chat.PRIVATE)
+
+
+class TelegramBot:
+    def __init__(
+        self, token: str, api_url: str, core: CommandCore, on_chat_change: ChatEvent
+    ) -> None:
+        self.core = core
+        self.on_chat_change = on_chat_change
+        self.pacer = Pacer(*PACER_LIMITS[:2], per_group=PACER_LIMITS[2])
+        self.app: Application = (  # type: ignore[type-arg]
+            ApplicationBuilder()
+            .token(token)
+            .base_url(f"{api_url}/bot")
+            .base_file_url(f"{api_url}/file/bot")
+            .job_queue(None)
+            .build()
+        )
+        names = [name for name, _ in COMMANDS]
+        self.app.add_handler(CommandHandler(names, self._command))
+        self.app.add_handler(CallbackQueryHandler(self._button))
+        self.app.add_handler(ChatMemberHandler(self._membership, ChatMemberHandler.MY_CHAT_MEMBER))
+        self.app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
+        self.app.add_error_handler(self._error)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect (retrying while Telegram cannot be reached), poll, and stop when cancelled."""
+        delay = 1.0
+        while True:
+            try:
+                await self.app.initialize()
+                await self.app.bot.set_my_commands(
+                    [BotCommand(name, description) for name, description in COMMANDS]
+                )
+                break
+            except NetworkError as error:
+                log.warning("telegram: cannot connect (%s); retrying in %.0f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, START_RETRY_MAX)
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            allowed_updates=["message", "callback_query", "my_chat_member"]
+        )
+        log.info("telegram: polling as @%s", self.app.bot.username)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.app.updater.stop()
+            await self.app.stop()
+            await self.app.shutdown()
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+        if message is None or chat is None or user is None or not message.text:
+            return
+        command = message.text.split()[0][1:].split("@")[0].lower()
+        reply = await self.core.handle(
+            command, _chat_ref(chat), list(context.args or []), self._admin_check(chat, user.id)
+        )
+        if reply is not None:
+            await self._reply(message, reply)
+
+    async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query, chat = update.callback_query, update.effective_chat
+        if query is None or chat is None:
+            return
+        await query.answer()
+        reply = await self.core.handle(
+            "button",
+            _chat_ref(chat),
+            [query.data or ""],
+            self._admin_check(chat, query.from_user.id),
+        )
+        if reply is None:
+            return
+        message = query.message
+        if not isinstance(message, Message):
+            return
+        if reply.refusal:
+            await self._reply(message, reply)
+            return
+
+        async def edit() -> object:
+            return await message.edit_text(
+                render(reply.text), parse_mode=ParseMode.HTML, reply_markup=keyboard(reply)
+            )
+
+        await self._paced(str(chat.id), chat.type != Chat.PRIVATE, edit)
+
+    def _admin_check(self, chat: Chat, user_id: int) -> Callable[[], Awaitable[bool]]:
+        async def is_admin() -> bool:
+            member = await self.app.bot.get_chat_member(chat.id, user_id)
+            return member.status in ADMINS
+
+        return is_admin
+
+    async def _reply(self, message: Message, reply: Reply) -> None:
+        chat = message.chat
+        for part in split_message(reply.text, MAX_TEXT):
+
+            async def send(text: str = part) -> object:
+                return await message.reply_text(
+                    render(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(reply)
+                )
+
+            await self._paced(str(chat.id), chat.type != Chat.PRIVATE, send)
+
+    async def _paced(
+        self, chat_id: str, is_group: bool, call: Callable[[], Awaitable[object]]
+    ) -> None:
+        """One API call that sends a message, within the limits; a flood answer is waited out
+        once (a second one is raised)."""
+        await self.pacer.wait(chat_id, is_group)
+        try:
+            await call()
+        except RetryAfter as error:
+            await asyncio.sleep(_seconds(error.retry_after))
+            await call()
+
+    # -- chat membership -----------------------------------------------------------------------
+
+    async def _membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        if change is not None and change.new_chat_member.status in GONE:
+            log.info("telegram: removed from chat %s", change.chat.id)
+            self.on_chat_change(PLATFORM, str(change.chat.id), None)
+
+    async def _migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is not None and message.migrate_to_chat_id:
+            self.on_chat_change(PLATFORM, str(message.chat.id), str(message.migrate_to_chat_id))
+
+    async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: error while handling an update", exc_info=context.error)
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    async def send(self, row: OutboxRow) -> None:
+        """Deliver one outbox alert (split when over Telegram's length limit)."""
+        chat_id = row.chat_id
+        is_group = chat_id.startswith("-")
+        for index, part in enumerate(split_message(row.text, MAX_TEXT)):
+
+            async def send(text: str = render(part, bold_first_line=index == 0)) -> object:
+                return await self.app.bot.send_message(
+                    int(chat_id),
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+
+            try:
+                await self._paced(chat_id, is_group, send)
+            except RetryAfter as error:
+                raise DeliveryError(str(error), retry_after=_seconds(error.retry_after)) from None
+            except ChatMigrated as error:
+                raise DeliveryError(str(error), moved_to=str(error.new_chat_id)) from None
+            except Forbidden as error:
+                raise DeliveryError(str(error), chat_gone=True) from None
+            except BadRequest as error:
+                gone = "chat not found" in error.message.lower()
+                raise DeliveryError(str(error), chat_gone=gone, permanent=True) from None
+            except NetworkError as error:
+                raise DeliveryError(f"network: {error}") from None
