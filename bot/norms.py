@@ -35,6 +35,8 @@ class Norms:
         self._totals: dict[str, Sides] = {}
         self._start = history_start_minute
         self._minute = history_start_minute or 0
+        # (long_usd, short_usd) summed over a watch list's assets, until the totals change
+        self._sums: dict[frozenset[str] | None, tuple[float, float]] = {}
 
     def add_minute(
         self, minute: int, bucket: Iterable[tuple[tuple[str, str, str], list[float]]]
@@ -49,6 +51,7 @@ class Norms:
             day.setdefault(base, [0.0, 0.0])[index] += usd
             self._totals.setdefault(base, [0.0, 0.0])[index] += usd
         self._expire()
+        self._sums.clear()
 
     def load(
         self, rows: Iterable[DailyRow], history_start_minute: int | None, now_minute: int
@@ -61,6 +64,7 @@ class Norms:
         self._start = history_start_minute
         self._minute = now_minute
         self._expire()
+        self._sums.clear()
 
     def _expire(self) -> None:
         oldest_day = self._minute // MINUTES_PER_DAY - NORM_DAYS
@@ -79,13 +83,15 @@ class Norms:
         covered = self._minute + 1 - max(self._start, oldest)
         if covered < MIN_HISTORY_MINUTES:
             return None
-        sides = (
-            list(self._totals.values())
-            if bases is None
-            else [self._totals[b] for b in bases if b in self._totals]
-        )
-        long_usd = sum(s[0] for s in sides)
-        short_usd = sum(s[1] for s in sides)
+        sums = self._sums.get(bases)
+        if sums is None:
+            sides = (
+                list(self._totals.values())
+                if bases is None
+                else [self._totals[b] for b in bases if b in self._totals]
+            )
+            sums = self._sums[bases] = (sum(s[0] for s in sides), sum(s[1] for s in sides))
+        long_usd, short_usd = sums
         total = long_usd + short_usd
         return Norm(
             average_usd=total * window_minutes / covered,

@@ -91,10 +91,15 @@ class OutboxWorker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def drain(self) -> None:
-        """Deliver until nothing is pending; a chat's next row waits for its previous one."""
+        """Deliver until nothing is pending; a chat's next row waits for its previous one.
+
+        Pending rows are read afresh whenever every slot is taken: a list read before waiting
+        would still hold rows that finished meanwhile, and they would be sent twice."""
         while True:
             started = False
             for row in alerts.pending(self.db, self.platform, BATCH):
+                if self._slots.locked():
+                    break
                 if row.chat_id in self._busy_chats:
                     continue
                 await self._slots.acquire()
@@ -103,9 +108,9 @@ class OutboxWorker:
                 self._tasks.add(task)
                 task.add_done_callback(self._done(row.chat_id))
                 started = True
-            if not started:
-                if not self._tasks:
-                    return
+            if not self._tasks:
+                return
+            if not started or self._slots.locked():
                 await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
 
     def _done(self, chat_id: str) -> Callable[[asyncio.Task[None]], None]:

@@ -45,21 +45,24 @@ class Pacer:
         self._chats: dict[str, SlidingWindow] = {}
         self._groups: dict[str, SlidingWindow] = {}
         self._lock = asyncio.Lock()
+        self._chat_locks: dict[str, asyncio.Lock] = {}
 
     async def wait(self, chat_id: str, is_group: bool = False) -> None:
         """Return when a message to `chat_id` may be sent now (and count it as sent).
 
-        The chat's own windows are waited for outside the lock (the caller sends one message to
-        a chat at a time), so a chat that must wait does not hold up the others."""
+        A chat waits for its own windows under its own lock, so a chat that must wait does not
+        hold up the others; only the overall window is shared."""
         own = [self._window(self._chats, chat_id, self._per_chat)]
         if is_group and self._per_group is not None:
             own.append(self._window(self._groups, chat_id, self._per_group))
-        await _until_free(own)
-        async with self._lock:
-            await _until_free([self._overall])
-            now = time.monotonic()
-            for window in (*own, self._overall):
-                window.record(now)
+        chat_lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
+        async with chat_lock:
+            await _until_free(own)
+            async with self._lock:
+                await _until_free([self._overall])
+                now = time.monotonic()
+                for window in (*own, self._overall):
+                    window.record(now)
 
     @staticmethod
     def _window(table: dict[str, SlidingWindow], key: str, limit: Limit) -> SlidingWindow:

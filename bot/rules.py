@@ -145,7 +145,7 @@ class Snapshot:
         if cached is None:
             by_base = self.by_base(window)
             rows = by_base.values() if not watch else [by_base[b] for b in watch if b in by_base]
-            cached = (sum(r[0] for r in rows), sum(r[1] for r in rows))
+            cached = (sum([r[0] for r in rows]), sum([r[1] for r in rows]))
             self._totals[key] = cached
         return cached
 

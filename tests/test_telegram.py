@@ -1,0 +1,136 @@
+"""liqbot run with Telegram, end to end: the real python-telegram-bot against a fake Bot API
+that enforces Telegram's limits, and the venue fakes feeding a cascade."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.main import App
+from bot.recorder import now_ms
+from storage import alerts
+from tests.fakes import FakeTelegram, force_order
+from tests.harness import WAIT, Fakes, write_config
+
+ALICE, BOB, CAROL = 1001, 1002, 1003  # private chats (chat id = user id)
+GROUP, GROUP_ADMIN, GROUP_MEMBER = -2001, 501, 502
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        fake.set_member(GROUP, GROUP_ADMIN, "administrator")
+        fake.set_member(GROUP, GROUP_MEMBER, "member")
+        yield fake
+
+
+def config_with_telegram(tmp_path: Path, fakes: Fakes, telegram: FakeTelegram) -> Path:
+    config = write_config(tmp_path, fakes)
+    config.write_text(
+        config.read_text()
+        + f'\n[telegram]\ntoken = "{telegram.token}"\napi_url = "{telegram.base_url}"\n'
+        + '[defaults]\nwindow = "5m"\nfunding_rate_8h = 0\noi_change = 0\n'
+    )
+    return config
+
+
+async def say(telegram: FakeTelegram, chat: int, user: int, text: str, first_words: str) -> str:
+    """Send a command and wait for its reply, which must start with `first_words`."""
+    chat_type = "group" if chat < 0 else "private"
+    before = len(telegram.messages_to(chat))
+    telegram.enqueue(telegram.command(chat, user, text, chat_type=chat_type))
+    await telegram.wait_until(lambda: len(telegram.messages_to(chat)) > before)
+    reply = telegram.messages_to(chat)[before]
+    assert reply.startswith(first_words), reply
+    return reply
+
+
+def headlines(telegram: FakeTelegram, chat: int) -> list[str]:
+    return [m.splitlines()[0] for m in telegram.messages_to(chat) if " liquidated in " in m]
+
+
+async def test_subscribe_set_cascade_refusal_block_and_restart(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
+) -> None:
+    binance = fakes[0]
+    settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
+    app = App(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run(stop))
+    async with asyncio.timeout(WAIT * 3):
+        await telegram.wait_until(lambda: bool(telegram.commands))
+        assert [c["command"] for c in telegram.commands][:5] == [
+            "start",
+            "help",
+            "subscribe",
+            "unsubscribe",
+            "status",
+        ]
+
+        await say(telegram, ALICE, ALICE, "/subscribe", "Subscribed.")
+        saved = await say(telegram, ALICE, ALICE, "/set liq 40k", "Saved.")
+        assert "liq: $40K in 5m, any side" in saved
+        refused = await say(telegram, ALICE, ALICE, "/set liq lots", "'lots' is not")
+        assert (
+            refused == "'lots' is not understood: liq must be from $10K to $100B, or off, e.g. 250m"
+        )
+        await say(telegram, BOB, BOB, "/subscribe", "Subscribed.")  # the default $100M
+        await say(telegram, GROUP, GROUP_MEMBER, "/subscribe", "Only the chat's administrators")
+        await say(telegram, GROUP, GROUP_ADMIN, "/subscribe", "Subscribed.")
+        await say(telegram, GROUP, GROUP_ADMIN, "/set liq 45k", "Saved.")
+        status = await say(telegram, GROUP, GROUP_MEMBER, "/status", "liqbot status")
+        assert "lower bounds" in status
+        await say(telegram, CAROL, CAROL, "/subscribe", "Subscribed.")
+        await say(telegram, CAROL, CAROL, "/set whale 10k", "Saved.")
+        telegram.block_chat(CAROL)
+
+        await binance.push(force_order("BTCUSDT", "SELL", "0.5", "91000", now_ms()))
+        await telegram.wait_until(
+            lambda: bool(headlines(telegram, ALICE) and headlines(telegram, GROUP))
+        )
+        await app.core.recorder.wait_for(
+            lambda: not (alerts.load_subscription(app.db, "telegram", str(CAROL)) or 0).active  # type: ignore[union-attr]
+        )
+        assert headlines(telegram, ALICE) == ["$45.5K liquidated in 5m, 100% longs"]
+        assert headlines(telegram, GROUP) == ["$45.5K liquidated in 5m, 100% longs"]
+        assert headlines(telegram, BOB) == []
+        assert telegram.rejected_429 == 0
+        stop.set()
+        await task
+
+        sent_before = len(telegram.sent)
+        again = App(settings)
+        assert {s.chat_id for s in alerts.active_subscriptions(again.db)} == {
+            str(ALICE),
+            str(BOB),
+            str(GROUP),
+        }
+        assert again.core.engine.evaluate(now_ms()) == 0  # the same market: nothing new decided
+        await again.core.workers["telegram"].drain()
+        assert len(telegram.sent) == sent_before
+
+
+async def test_removed_bot_and_migrated_group_update_the_subscription(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
+) -> None:
+    settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
+    app = App(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run(stop))
+    async with asyncio.timeout(WAIT * 2):
+        await say(telegram, GROUP, GROUP_ADMIN, "/subscribe", "Subscribed.")
+        await say(telegram, ALICE, ALICE, "/subscribe", "Subscribed.")
+        telegram.enqueue(telegram.migrate(GROUP, -1002001))
+        telegram.enqueue(telegram.my_chat_member(ALICE, "member", "kicked", chat_type="private"))
+        await telegram.wait_until(lambda: len(telegram.pending) == 0)
+        await app.core.recorder.wait_for(
+            lambda: {s.chat_id for s in alerts.active_subscriptions(app.db)} == {"-1002001"}
+        )
+        await say(telegram, ALICE, ALICE, "/subscribe", "Subscribed.")  # resumed
+        assert {s.chat_id for s in alerts.active_subscriptions(app.db)} == {"-1002001", str(ALICE)}
+    stop.set()
+    await task
