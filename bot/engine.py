@@ -10,6 +10,8 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
@@ -20,7 +22,7 @@ from bot.market import MarketState
 from bot.norms import Norms
 from bot.recorder import now_ms
 from bot.rules import Arming, Evaluation, RuleBook, Snapshot, StateKey, Trigger
-from bot.subscriptions import Subscription, is_quiet, local_minutes
+from bot.subscriptions import Subscription, is_quiet
 from storage import alerts
 from storage.alerts import HELD, PENDING, OutboxItem, RuleState
 
@@ -166,11 +168,13 @@ class AlertEngine:
         Keys carry the local date or hour, so a repeated call sends nothing twice."""
         items: list[OutboxItem] = []
         merged: list[int] = []
+        self.market.advance(now)
         funding = self.derivatives.extreme_funding_by_base()
         interest = self.derivatives.open_interest_by_base()
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
         for sub in self.book.by_key.values():
-            due = self._due_digest(sub, now)
+            muted = sub.mute_until is not None and now < sub.mute_until
+            due = None if muted else self._due_digest(sub, now)
             if due is not None:
                 key, title, windows = due
                 views = [snap.view(window, sub.watch) for window in windows]
@@ -188,15 +192,19 @@ class AlertEngine:
 
     @staticmethod
     def _due_digest(sub: Subscription, now: int) -> tuple[str, str, tuple[str, ...]] | None:
-        """(outbox key, title, windows) when the chat's digest is due now."""
+        """(outbox key, title, windows) when the chat's digest is due now: within the grace
+        minutes after its time (a digest at 23:55 is still due at 00:02)."""
         if sub.digest == "off":
             return None
-        date, minute = local_minutes(now, sub.timezone)
+        local = datetime.fromtimestamp(now / 1000, ZoneInfo(sub.timezone))
         if sub.digest == "hourly":
-            if minute % 60 >= DIGEST_GRACE_MINUTES:
+            if local.minute >= DIGEST_GRACE_MINUTES:
                 return None
-            return f"{sub.key}|digest|{date}T{minute // 60:02d}", "Hourly digest", ("1h",)
-        hours, minutes = (int(part) for part in sub.digest.removeprefix("daily ").split(":"))
-        if not 0 <= minute - (hours * 60 + minutes) < DIGEST_GRACE_MINUTES:
+            return f"{sub.key}|digest|{local:%Y-%m-%dT%H}", "Hourly digest", ("1h",)
+        hour, minute = (int(part) for part in sub.digest.removeprefix("daily ").split(":"))
+        due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if due > local:
+            due -= timedelta(days=1)
+        if local - due >= timedelta(minutes=DIGEST_GRACE_MINUTES):
             return None
-        return f"{sub.key}|digest|{date}", "Daily digest", ("24h", "1h")
+        return f"{sub.key}|digest|{due:%Y-%m-%d}", "Daily digest", ("24h", "1h")

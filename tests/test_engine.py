@@ -397,6 +397,28 @@ async def test_digests_are_sent_once_at_local_time_daily_and_hourly(path: Path) 
     assert await bot.schedule(T0 + DAY + HOUR + 5 * MINUTE) == {}
 
 
+async def test_a_daily_digest_just_before_midnight_is_still_sent_just_after_it(
+    path: Path,
+) -> None:
+    bot = Bot(path, T0)
+    bot.subscribe(sub("late", digest="daily 12:05"))  # T0 is 12:00 UTC: due 5 minutes later
+    assert await bot.schedule(T0 + 4 * MINUTE) == {}
+    bot2 = Bot(path, T0)
+    bot2.subscribe(sub("late", digest="daily 23:55"))
+    # The call at 23:55 was missed (a restart); 00:02 the next day is still within the grace.
+    assert await bot2.schedule(T0 + 12 * HOUR + 2 * MINUTE) == {
+        "late": ["Daily digest: no liquidations in 24h"]
+    }
+    assert await bot2.schedule(T0 + 12 * HOUR + 4 * MINUTE) == {}
+
+
+async def test_a_muted_chat_gets_no_digest(path: Path) -> None:
+    bot = Bot(path, T0)
+    bot.subscribe(sub("muted", digest="hourly", mute_until=T0 + 2 * HOUR))
+    assert await bot.schedule(T0 + HOUR) == {}
+    assert await bot.schedule(T0 + 2 * HOUR) == {"muted": ["Hourly digest: no liquidations in 1h"]}
+
+
 # Spikes against the 30-day norm.
 
 
