@@ -76,10 +76,13 @@ class Settings:
     telegram: ChatPlatformSettings = field(
         default_factory=lambda: ChatPlatformSettings(None, TELEGRAM_API_URL)
     )
+    discord: ChatPlatformSettings = field(
+        default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
+    )
 
     @property
     def secrets(self) -> list[str]:
-        return [token for token in (self.telegram.token,) if token]
+        return [token for token in (self.telegram.token, self.discord.token) if token]
 
     @property
     def enabled_exchanges(self) -> list[ExchangeSettings]:
@@ -178,7 +181,7 @@ class _Reader:
 
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
-    tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram"}
+    tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram", "discord"}
     for key in sorted(set(raw) - tables):
         reader.problems.append(f"{key}: unknown table")
 
@@ -231,21 +234,28 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
 
     logging_raw = reader.table("logging", {"level"})
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
-    telegram_raw = reader.table("telegram", {"token", "api_url"})
-    telegram = ChatPlatformSettings(
-        token=reader.value(telegram_raw, "telegram", "token", _text, None)
-        or os.environ.get(TOKEN_ENV["telegram"])
-        or None,
-        api_url=reader.value(
-            telegram_raw, "telegram", "api_url", _url(("http://", "https://")), TELEGRAM_API_URL
-        ),
-    )
+    telegram = _chat_platform(reader, "telegram", TELEGRAM_API_URL, with_gateway=False)
+    discord = _chat_platform(reader, "discord", DISCORD_API_URL, with_gateway=True)
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Settings(storage, exchanges, collector, log_level, defaults, telegram)
+    return Settings(storage, exchanges, collector, log_level, defaults, telegram, discord)
+
+
+def _chat_platform(
+    reader: _Reader, name: str, api_url: str, with_gateway: bool
+) -> ChatPlatformSettings:
+    """`[telegram]` / `[discord]`: the token may also come from the environment."""
+    keys = {"token", "api_url", "gateway_url"} if with_gateway else {"token", "api_url"}
+    table = reader.table(name, keys)
+    http = _url(("http://", "https://"))
+    return ChatPlatformSettings(
+        token=reader.value(table, name, "token", _text, None) or os.environ.get(TOKEN_ENV[name]),
+        api_url=reader.value(table, name, "api_url", http, api_url),
+        gateway_url=reader.value(table, name, "gateway_url", _url(("ws://", "wss://")), None),
+    )
 
 
 def config_path(explicit: str | None) -> Path | None:

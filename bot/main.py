@@ -25,7 +25,8 @@ from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
 from bot.status import build_status
 from bot.venues.common import MALFORMED
-from handlers import console, telegram
+from handlers import console, discord, telegram
+from handlers.discord import DiscordBot
 from handlers.telegram import TelegramBot
 from storage import market_data, open_database
 
@@ -40,7 +41,8 @@ SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10,
 CLOCK_TICK = 1.0
 PRUNE_INTERVAL = 3600.0
 SCHEDULED_ALERTS_INTERVAL = 60.0
-TELEGRAM_CONCURRENCY = 16  # chats served at once; Telegram's pacing is the real limit
+TELEGRAM_CONCURRENCY = 16  # chats served at once; the platforms' pacing is the real limit
+DISCORD_CONCURRENCY = 8
 T = TypeVar("T")
 
 
@@ -62,13 +64,32 @@ class App:
                 on_chat_change=lambda *change: self.core.chat_changed(*change),
             )
             channels[telegram.PLATFORM] = Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
+        self.discord: DiscordBot | None = None
+        if settings.discord.enabled:
+            assert settings.discord.token is not None
+            discord.point_at(settings.discord.api_url, settings.discord.gateway_url)
+            self.discord = DiscordBot(
+                settings.discord.token,
+                self._commands(),
+                self._assets_seen,
+                on_chat_change=lambda *change: self.core.chat_changed(*change),
+            )
+            channels[discord.PLATFORM] = Channel(self.discord.send, DISCORD_CONCURRENCY)
         self.core = Core(
             self.db, now_ms(), channels, health=lambda: [c.health for c in self.collectors]
         )
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
-        self.core.subscribe_console(settings.defaults, now_ms(), active=self.telegram is None)
+        chat_platforms = self.telegram is not None or self.discord is not None
+        self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
         self.market = self.core.market
         self.recorder = self.core.recorder
+
+    def _assets_seen(self) -> list[str]:
+        """Assets liquidated in the last day or with funding data, for autocompletion."""
+        seen = set(self.core.market.totals("24h").by_base) | {
+            rate.base for rate in self.core.derivatives.funding.values()
+        }
+        return sorted(seen)
 
     def _commands(self) -> CommandCore:
         return CommandCore(
@@ -83,8 +104,9 @@ class App:
             sources = self._sources(session)
             scheduler = self._scheduler(sources)
             tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
-            if self.telegram is not None:
-                tasks.append(asyncio.create_task(self.telegram.run(), name="telegram"))
+            for platform in (self.telegram, self.discord):
+                if platform is not None:
+                    tasks.append(asyncio.create_task(platform.run()))
             tasks += [
                 asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
                 for collector in self.collectors

@@ -1,0 +1,262 @@
+"""Discord adapter (discord.py 2.7, in liqbot's own asyncio loop): slash commands that call the
+one command core, alerts as embeds, delivery paced per channel. No command logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from bot.commands import PRESETS, ChatRef, CommandCore, Reply
+from bot.formatting import split_message
+from bot.outbox import DeliveryError
+from bot.ratelimit import Limit, Pacer
+from bot.subscriptions import SETTING_KEYS
+from storage.alerts import OutboxRow
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+MAX_CONTENT = 2000
+MAX_DESCRIPTION = 4096
+# Discord allows 50 requests a second per bot and about 5 messages per 5 s in a channel.
+PACER_LIMITS = (Limit(45, 1.0), Limit(5, 5.5))
+COLOURS = {"long": discord.Colour.red(), "short": discord.Colour.green()}
+FIELD_PREFIXES = ("Top assets: ", "Venues: ")
+START_RETRY_MAX = 60.0
+ChatEvent = Callable[[str, str, str | None], None]
+
+
+def point_at(api_url: str, gateway_url: str | None) -> None:
+    """discord.py reads its endpoints from class attributes: set them for this process."""
+    discord.http.Route.BASE = api_url.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def alert_embeds(row: OutboxRow) -> list[discord.Embed]:
+    """An alert as embeds: coloured by the dominant side, asset and venue lines as fields; the
+    description starts with the same first line as on Telegram."""
+    lines = row.text.split("\n")
+    fields = [line.split(": ", 1) for line in lines if line.startswith(FIELD_PREFIXES)]
+    body = "\n".join(line for line in lines if not line.startswith(FIELD_PREFIXES))
+    colour = COLOURS.get(row.side or "", discord.Colour.blurple())
+    embeds = [
+        discord.Embed(description=part, colour=colour)
+        for part in split_message(body, MAX_DESCRIPTION)
+    ]
+    for name, value in fields:
+        embeds[0].add_field(name=name, value=value, inline=False)
+    return embeds
+
+
+class _Client(discord.Client):
+    def __init__(
+        self,
+        on_ready_to_sync: Callable[[], Awaitable[None]],
+        on_guild_left: Callable[[discord.Guild], None],
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(intents=intents)
+        self._sync = on_ready_to_sync
+        self._guild_left = on_guild_left
+
+    async def setup_hook(self) -> None:
+        await self._sync()
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        self._guild_left(guild)
+
+
+class DiscordBot:
+    def __init__(
+        self,
+        token: str,
+        core: CommandCore,
+        assets: Callable[[], list[str]],
+        on_chat_change: ChatEvent,
+    ) -> None:
+        self.token = token
+        self.core = core
+        self.assets = assets
+        self.on_chat_change = on_chat_change
+        self.pacer = Pacer(*PACER_LIMITS)
+        self.client = _Client(self._sync_commands, self._guild_left)
+        self.tree = app_commands.CommandTree(self.client)
+        self.tree.on_error = self._on_error  # type: ignore[method-assign]
+        self._register()
+
+    async def run(self) -> None:
+        """Log in (retrying while Discord cannot be reached) and stay connected until cancelled."""
+        delay = 1.0
+        while True:
+            try:
+                async with self.client:
+                    await self.client.start(self.token)
+                return
+            except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as error:
+                log.warning("discord: cannot connect (%s); retrying in %.0f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, START_RETRY_MAX)
+                self.client = _Client(self._sync_commands, self._guild_left)
+                self.tree = app_commands.CommandTree(self.client)
+                self.tree.on_error = self._on_error  # type: ignore[method-assign]
+                self._register()
+
+    async def _sync_commands(self) -> None:
+        await self.tree.sync()
+        log.info("discord: slash commands synced")
+
+    def _guild_left(self, guild: discord.Guild) -> None:
+        log.info("discord: removed from server %s", guild.id)
+        for channel in guild.channels:
+            self.on_chat_change(PLATFORM, str(channel.id), None)
+
+    async def _on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.error(
+            "discord: error in /%s",
+            interaction.command and interaction.command.name,
+            exc_info=error,
+        )
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def _run(self, interaction: discord.Interaction, command: str, args: list[str]) -> None:
+        chat = ChatRef(
+            PLATFORM, str(interaction.channel_id), is_group=interaction.guild_id is not None
+        )
+
+        async def is_admin() -> bool:
+            return interaction.permissions.manage_channels
+
+        reply = await self.core.handle(command, chat, args, is_admin)
+        if reply is None:
+            reply = Reply("Too many commands: wait a minute and try again.", refusal=True)
+        await self._respond(interaction, reply)
+
+    async def _respond(self, interaction: discord.Interaction, reply: Reply) -> None:
+        parts = split_message(discord.utils.escape_markdown(reply.text), MAX_CONTENT)
+        view = self._buttons(reply)
+        if view is None:
+            await interaction.response.send_message(parts[0], ephemeral=reply.refusal)
+        else:
+            await interaction.response.send_message(parts[0], ephemeral=reply.refusal, view=view)
+        for part in parts[1:]:
+            await interaction.followup.send(part, ephemeral=reply.refusal)
+
+    def _buttons(self, reply: Reply) -> discord.ui.View | None:
+        if not reply.buttons:
+            return None
+        view = discord.ui.View(timeout=900)
+        for row_index, row in enumerate(reply.buttons):
+            for button in row:
+                item: discord.ui.Button[discord.ui.View] = discord.ui.Button(
+                    label=button.label, custom_id=button.data, row=min(row_index, 4)
+                )
+                item.callback = self._pressed(button.data)  # type: ignore[method-assign,assignment]
+                view.add_item(item)
+        return view
+
+    def _pressed(self, data: str) -> Callable[[discord.Interaction], Coroutine[Any, Any, None]]:
+        async def pressed(interaction: discord.Interaction) -> None:
+            await self._run(interaction, "button", [data])
+
+        return pressed
+
+    def _register(self) -> None:
+        tree, run = self.tree, self._run
+        presets = [app_commands.Choice(name=p.label, value=name) for name, p in PRESETS.items()]
+        keys = [app_commands.Choice(name=key, value=key) for key in SETTING_KEYS]
+
+        @tree.command(name="start", description="What liqbot does; subscribe with a preset")
+        async def start(interaction: discord.Interaction) -> None:
+            await run(interaction, "start", [])
+
+        @tree.command(name="help", description="Commands and settings")
+        async def help_(interaction: discord.Interaction) -> None:
+            await run(interaction, "help", [])
+
+        @tree.command(name="subscribe", description="Send alerts to this channel (or this DM)")
+        @app_commands.describe(preset="Start from a preset instead of the defaults")
+        @app_commands.choices(preset=presets)
+        async def subscribe(
+            interaction: discord.Interaction, preset: app_commands.Choice[str] | None = None
+        ) -> None:
+            await run(interaction, "subscribe", [preset.value] if preset else [])
+
+        @tree.command(name="unsubscribe", description="Stop alerts here")
+        async def unsubscribe(interaction: discord.Interaction) -> None:
+            await run(interaction, "unsubscribe", [])
+
+        @tree.command(name="status", description="Liquidations, funding, open interest, sources")
+        async def status(interaction: discord.Interaction) -> None:
+            await run(interaction, "status", [])
+
+        @tree.command(name="settings", description="This channel's thresholds")
+        async def settings(interaction: discord.Interaction) -> None:
+            await run(interaction, "settings", [])
+
+        @tree.command(name="set", description="Change a threshold")
+        @app_commands.describe(key="What to change", value="e.g. 250m, 80%, 0.05%, 3x, 30m, off")
+        @app_commands.choices(key=keys)
+        async def set_(
+            interaction: discord.Interaction, key: app_commands.Choice[str], value: str
+        ) -> None:
+            await run(interaction, "set", [key.value, *value.split()])
+
+        @tree.command(name="watch", description="Assets to watch, or all")
+        @app_commands.describe(assets="e.g. BTC ETH SOL, or all")
+        async def watch(interaction: discord.Interaction, assets: str) -> None:
+            await run(interaction, "watch", assets.split())
+
+        @watch.autocomplete("assets")
+        async def watch_assets(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            head, _, last = current.rpartition(" ")
+            prefix = f"{head} " if head else ""
+            known = [a for a in self.assets() if a.startswith(last.upper())][:25]
+            return [app_commands.Choice(name=prefix + a, value=prefix + a) for a in known]
+
+        @tree.command(name="mute", description="Pause alerts, e.g. 2h")
+        async def mute(interaction: discord.Interaction, duration: str) -> None:
+            await run(interaction, "mute", duration.split())
+
+        @tree.command(name="unmute", description="Resume alerts")
+        async def unmute(interaction: discord.Interaction) -> None:
+            await run(interaction, "unmute", [])
+
+        @tree.command(
+            name="quiet", description="Quiet hours, e.g. 23:00-07:00 Europe/Berlin, or off"
+        )
+        async def quiet(
+            interaction: discord.Interaction, hours: str, timezone: str | None = None
+        ) -> None:
+            await run(interaction, "quiet", [hours, *([timezone] if timezone else [])])
+
+        @tree.command(name="digest", description="daily HH:MM, hourly or off")
+        async def digest(interaction: discord.Interaction, schedule: str) -> None:
+            await run(interaction, "digest", schedule.split())
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    async def send(self, row: OutboxRow) -> None:
+        """Deliver one outbox alert to its channel as embeds."""
+        channel = self.client.get_partial_messageable(int(row.chat_id))
+        for embed in alert_embeds(row):
+            await self.pacer.wait(row.chat_id)
+            try:
+                await channel.send(embed=embed)
+            except (discord.Forbidden, discord.NotFound) as error:
+                raise DeliveryError(f"discord: {error}", chat_gone=True) from None
+            except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
+                raise DeliveryError(f"discord: {error}") from None
