@@ -2,6 +2,7 @@
 
 from .binance import FakeBinance, force_order
 from .bybit import FakeBybit, all_liquidation
+from .discord import FakeDiscord
 from .okx import RATE_LIMITED, FakeOkx, detail, liquidation_orders
 from .telegram import FakeTelegram, SentMessage
 
@@ -9,6 +10,7 @@ __all__ = [
     "RATE_LIMITED",
     "FakeBinance",
     "FakeBybit",
+    "FakeDiscord",
     "FakeOkx",
     "FakeTelegram",
     "SentMessage",
