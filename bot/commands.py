@@ -76,7 +76,7 @@ class Reply:
 @dataclass(frozen=True, slots=True)
 class Preset:
     label: str
-    thresholds: Thresholds
+    thresholds: Thresholds | None  # None: the operator's [defaults]
 
 
 PRESETS = {
@@ -86,7 +86,7 @@ PRESETS = {
             window="1h", liq=500_000_000, funding=0.001, oi=0.1, whale=10_000_000, cooldown=3600
         ),
     ),
-    "balanced": Preset("Balanced", Thresholds()),
+    "balanced": Preset("Balanced", None),
     "everything": Preset(
         "Everything",
         Thresholds(
@@ -120,10 +120,15 @@ class _Limiter:
     """At most COMMAND_RATE commands per chat per minute; one warning, then silence."""
 
     recent: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    pruned_at: float = 0.0
 
     def allow(self, chat: str) -> bool | None:
         """True: go on; False: refuse with a warning; None: ignore silently."""
         now = time.monotonic()
+        if now - self.pruned_at > 60:  # forget chats quiet for a minute: no growth over months
+            self.pruned_at = now
+            for idle in [c for c, s in self.recent.items() if not s or now - s[-1] > 60]:
+                del self.recent[idle]
         stamps = self.recent[chat]
         while stamps and now - stamps[0] > 60:
             stamps.popleft()
@@ -224,7 +229,9 @@ class CommandCore:
             raise UserError(f"unknown preset {args[0]!r}: use {', '.join(PRESETS)}")
         if sub is None:
             sub = Subscription(chat.platform, chat.chat_id, self.defaults)
-        sub = replace(sub, active=True, thresholds=preset.thresholds if preset else sub.thresholds)
+        if preset is not None:
+            sub = replace(sub, thresholds=preset.thresholds or self.defaults)
+        sub = replace(sub, active=True)
         self._save(sub)
         return Reply("Subscribed.\n\n" + describe(sub, self.clock()), SETTINGS_BUTTONS)
 
@@ -252,12 +259,13 @@ class CommandCore:
         return Reply(f"Watching {_watching(sub)}.")
 
     def mute(self, chat: ChatRef, args: list[str]) -> Reply:
+        usage = "usage: /mute <duration> from 1m to 30d, e.g. /mute 2h"
         try:
             seconds = parse_duration(" ".join(args)) if args else 0
-        except ValueError as error:
-            raise UserError(f"mute: {error}") from None
+        except ValueError:
+            raise UserError(usage) from None
         if not 60 <= seconds <= MAX_MUTE_SECONDS:
-            raise UserError("usage: /mute <duration> from 1m to 30d, e.g. /mute 2h")
+            raise UserError(usage)
         until = self.clock() + int(seconds * 1000)
         self._save(replace(self._subscribed(chat), mute_until=until))
         return Reply(f"Muted until {_utc(until)}. /unmute to resume.")
@@ -305,7 +313,7 @@ class CommandCore:
             return self.subscribe(chat, [rest])
         if kind == "set":
             key, _, value = rest.partition(":")
-            return self.set(chat, [key, value])
+            return replace(self.set(chat, [key, value]), buttons=SETTINGS_BUTTONS)
         raise UserError("that button is no longer valid")
 
     # -- storage -----------------------------------------------------------------------------
@@ -335,7 +343,7 @@ def _clock_minutes(text: str, usage: str) -> int:
 def _timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder, not a zone
         raise UserError(
             f"unknown timezone {name!r}: use a name such as UTC or Europe/Berlin"
         ) from None
@@ -366,7 +374,7 @@ def describe(sub: Subscription, now: int) -> str:
     lines = [
         f"Alerts: {'on' if sub.active else 'off (/subscribe to resume)'}",
         f"window: {t.window}",
-        f"liq: {_off_or(t.liq, format_usd(t.liq))} in {t.window}, {side}",
+        f"liq: {_off_or(t.liq, f'{format_usd(t.liq)} in {t.window}, {side}')}",
         f"funding: {_off_or(t.funding, f'{t.funding * 100:g}% per 8h')}",
         f"oi: {_off_or(t.oi, f'{t.oi * 100:g}% move in {t.window}')}",
         f"whale: {_off_or(t.whale, format_usd(t.whale))}",

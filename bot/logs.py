@@ -21,7 +21,10 @@ class RedactSecrets(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit the format: keep both
+            message = f"{record.msg} {record.args!r}"
         record.msg, record.args = self.redact(message), None
         if record.exc_info:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
