@@ -100,7 +100,7 @@ EXCHANGE_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "okx": {"ws_url": "wss://ws.okx.com:8443/ws/v5/public", "rest_url": "https://www.okx.com"},
 }
-DEFAULT_SILENCE_TIMEOUT = 120.0
+DEFAULT_SILENCE_TIMEOUT = 300.0
 
 
 class ConfigError(Exception):

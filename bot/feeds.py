@@ -151,11 +151,13 @@ class Collector:
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         spec = self.spec
-        opened = last_input = last_ping = time.monotonic()
+        # Liveness counts liquidations only: a server that answers pings while its feed is dead
+        # (Binance's old /ws base does exactly that) must still be replaced.
+        opened = last_input = last_data = last_ping = time.monotonic()
         recycle_at = opened + self.settings.recycle_after
         while True:
             now = time.monotonic()
-            deadlines = [last_input + self.silence_timeout, recycle_at]
+            deadlines = [last_data + self.silence_timeout, recycle_at]
             if spec.ping_interval:
                 deadlines.append(last_ping + spec.ping_interval)
             if spec.ping_when_idle:
@@ -176,8 +178,9 @@ class Collector:
                         return
                     continue
                 last_input = now
-                self._handle_text(message.data)
-            if now - last_input >= self.silence_timeout:
+                if self._handle_text(message.data):
+                    last_data = now
+            if now - last_data >= self.silence_timeout:
                 raise StreamSilent
             if now >= recycle_at:
                 return
@@ -188,13 +191,14 @@ class Collector:
                 await ws.send_str(spec.ping_frame)
                 last_ping = now
 
-    def _handle_text(self, text: str) -> None:
+    def _handle_text(self, text: str) -> bool:
+        """Count and parse one frame; True when it carried liquidations."""
         health = self.health
         received = now_ms()
         health.messages += 1
         health.last_message_at = received
         if text == self.spec.pong_frame:
-            return
+            return False
         try:
             frame = json.loads(text)
         except ValueError:
@@ -211,6 +215,7 @@ class Collector:
                     self.spec.venue,
                     text,
                 )
-            return
+            return False
         if events:
             self.on_events(events)
+        return bool(events)

@@ -175,3 +175,21 @@ async def test_okx_values_contracts_and_pings_when_idle(session: aiohttp.ClientS
         assert fake.connections_accepted == 1
         assert collector.health.reconnects == 0
         await stop(task)
+
+
+async def test_a_feed_that_only_answers_pings_is_replaced(session: aiohttp.ClientSession) -> None:
+    sink = Sink()
+    async with FakeBybit() as fake, asyncio.timeout(WAIT):
+        fake.add_instrument("BTCUSDT", "BTC")
+        source = BybitSource(
+            RestClient(session, "bybit", fake.base_url), fake.ws_base + "/v5/public/linear"
+        )
+        spec = dataclasses.replace(source.stream(), ping_interval=0.05)
+        settings = exchange("bybit", spec.url, "", silence=0.4)
+        collector = Collector(spec, session, settings, FAST, sink.on_events, sink.on_gap)
+        task = asyncio.create_task(collector.run())
+        await fake.wait_until(lambda: fake.pings_received >= 3)  # pongs flow...
+        await fake.wait_for_connections(2)  # ...yet no liquidations: replaced
+        await sink.wait_for(lambda: len(sink.gaps) >= 1)
+        assert collector.health.parse_errors == 0
+        await stop(task)
