@@ -155,7 +155,8 @@ def save_health(db: Database, sources: Iterable[SourceHealth], now_ms: int) -> N
 
 def prune(db: Database, now_ms: int, events_days: float, rollups_days: float) -> None:
     """Drop what is older than the retention periods."""
-    db.execute("DELETE FROM events WHERE ts < ?", [now_ms - int(events_days * MS_PER_DAY)])
+    first_kept = _first_event_received_since(db, now_ms - int(events_days * MS_PER_DAY))
+    db.execute("DELETE FROM events WHERE rowid < ?", [first_kept])
     rollup_cutoff = (now_ms - int(rollups_days * MS_PER_DAY)) // MS_PER_MINUTE
     db.execute("DELETE FROM rollups WHERE minute < ?", [rollup_cutoff])
     db.execute(
@@ -163,6 +164,26 @@ def prune(db: Database, now_ms: int, events_days: float, rollups_days: float) ->
     )
     db.execute("DELETE FROM oi_history WHERE bucket < ?", [now_ms - OI_HISTORY_MS])
     db.execute("DELETE FROM gaps WHERE end_ts < ?", [now_ms - int(rollups_days * MS_PER_DAY)])
+
+
+def _first_event_received_since(db: Database, cutoff_ms: int) -> int:
+    """The rowid of the first event received at or after `cutoff_ms`, found by bisecting rowids.
+
+    Events are appended as they are received, so `recv_ts` grows with the rowid; bisecting the
+    rowid's own b-tree replaces an index on time that every insert would pay for."""
+    low, high = db.execute("SELECT MIN(rowid), MAX(rowid) + 1 FROM events").fetchone()
+    if low is None:
+        return 0
+    while low < high:
+        middle = (low + high) // 2
+        row = db.execute(
+            "SELECT rowid, recv_ts FROM events WHERE rowid >= ? ORDER BY rowid LIMIT 1", [middle]
+        ).fetchone()
+        if row[1] < cutoff_ms:
+            low = row[0] + 1
+        else:
+            high = middle
+    return int(low)
 
 
 def read_rollups(db: Database, since_minute: int) -> list[tuple[int, str, str, str, float, int]]:
