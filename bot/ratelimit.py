@@ -36,10 +36,22 @@ class SlidingWindow:
 
 
 class Pacer:
-    """Paces sends so that no window is ever exceeded; callers are served in arrival order."""
+    """Paces sends so that no window is ever exceeded; callers are served in arrival order.
 
-    def __init__(self, overall: Limit, per_chat: Limit, per_group: Limit | None = None) -> None:
-        self._overall = SlidingWindow(overall)
+    `spacing` (seconds) is the least time between two sends (to any chats): it spreads them
+    evenly instead of letting a whole window go out at once. A burst leaves no margin: if its
+    requests reach the platform late, the burst one window later can share a window with them."""
+
+    def __init__(
+        self,
+        overall: Limit,
+        per_chat: Limit,
+        per_group: Limit | None = None,
+        spacing: float = 0.0,
+    ) -> None:
+        self._overall = [SlidingWindow(overall)]
+        if spacing > 0:
+            self._overall.append(SlidingWindow(Limit(1, spacing)))
         self._per_chat = per_chat
         self._per_group = per_group
         self._chats: dict[str, SlidingWindow] = {}
@@ -59,9 +71,9 @@ class Pacer:
         async with chat_lock:
             await _until_free(own)
             async with self._lock:
-                await _until_free([self._overall])
+                await _until_free(self._overall)
                 now = time.monotonic()
-                for window in (*own, self._overall):
+                for window in (*own, *self._overall):
                     window.record(now)
 
     @staticmethod

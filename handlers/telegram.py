@@ -46,6 +46,10 @@ MAX_TEXT = 4096
 # in a chat. Requests reach Telegram a little earlier or later than they leave, so each limit
 # keeps a margin: one message below the overall and group caps, 0.1 s on a chat's second.
 PACER_LIMITS = (Limit(29, 1.0), Limit(1, 1.1), Limit(19, 60.0))
+# Sends also go out evenly, at most one per 1/30 s, not 29 at once: any 31 sends then span at
+# least 1 s + 1/30 s, so a request may take up to 1/30 s longer than one sent a second after it
+# before Telegram counts 31 in a second (in bursts, a few milliseconds longer was enough).
+PACER_SPACING = 1 / 30
 START_RETRY_MAX = 60.0
 ADMINS = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
@@ -86,7 +90,7 @@ class TelegramBot:
     ) -> None:
         self.core = core
         self.on_chat_change = on_chat_change
-        self.pacer = Pacer(*PACER_LIMITS[:2], per_group=PACER_LIMITS[2])
+        self.pacer = Pacer(*PACER_LIMITS[:2], per_group=PACER_LIMITS[2], spacing=PACER_SPACING)
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
             .token(token)
@@ -193,12 +197,13 @@ class TelegramBot:
         self, chat_id: str, is_group: bool, call: Callable[[], Awaitable[object]]
     ) -> None:
         """One API call that sends a message, within the limits; a flood answer is waited out
-        once (a second one is raised)."""
+        once (a second one is raised). The retry is paced too: it counts in the windows."""
         await self.pacer.wait(chat_id, is_group)
         try:
             await call()
         except RetryAfter as error:
             await asyncio.sleep(_seconds(error.retry_after))
+            await self.pacer.wait(chat_id, is_group)
             await call()
 
     # -- chat membership -----------------------------------------------------------------------

@@ -1,0 +1,404 @@
+"""Fan-out benchmark: one alert to N subscribed Telegram chats, delivered within Telegram's limits.
+
+Run from the repository root with the project's virtualenv:
+
+    .venv/bin/python bench/fanout.py                  # 10,000 chats, about 6 minutes
+    .venv/bin/python bench/fanout.py --chats 2000     # about 70 s
+    .venv/bin/python bench/fanout.py --chats 2000 --groups 50 --concurrency 32
+
+It builds a WAL SQLite database (as `liqbot run` opens it) with one subscription per chat,
+records one alert per chat in the outbox in one transaction (as the alert engine does), then
+wakes the real OutboxWorker, which delivers through the real TelegramBot.send (its Pacer and
+python-telegram-bot) to the fake Bot API from tests/fakes, on 127.0.0.1 in the same event loop.
+The fake answers 429 as Telegram does when a send would exceed 30 messages in any rolling
+second, 1 a second in a chat or 20 a minute in a group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from sqlite_utils import Database
+
+from bot.commands import CommandCore
+from bot.main import TELEGRAM_CONCURRENCY
+from bot.outbox import Channel, OutboxWorker
+from bot.ratelimit import Pacer
+from bot.recorder import now_ms
+from bot.subscriptions import Subscription, Thresholds
+from handlers.telegram import PACER_LIMITS, PACER_SPACING, PLATFORM, TelegramBot
+from storage import alerts, open_database
+from storage.alerts import FAILED, SENT, OutboxItem, OutboxRow
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ is not installed
+from tests.fakes.telegram import FakeTelegram
+
+RATE_TARGET = 28.0  # messages/s sustained: 93% of Telegram's 30/s
+TELEGRAM_CAP = 30  # messages in any rolling second, as the fake counts them
+PRIVATE_BASE = 100_000_000  # private chat ids are user ids: positive
+GROUP_BASE = -1_001_000_000_000  # supergroup ids: -100...
+ASSETS = "BTC,ETH,SOL"
+ALERT_TEXT = (
+    "$352M liquidated in 1h, 87% longs\n"
+    "Top assets: BTC $201M, ETH $88.4M, SOL $31.2M\n"
+    "Venues: Bybit $150M, Binance $140M, OKX $62M\n"
+    "4.1x the 30-day hourly average ($85.9M)\n"
+    "Funding per 8h: BTC +0.0100%, ETH +0.0125%, SOL -0.0310%\n"
+    "Open interest: BTC $31.2B, ETH $14.8B, SOL $3.1B"
+)
+POLL = 0.05  # seconds between checks for undelivered rows
+PROGRESS_EVERY = 15.0  # seconds between progress lines on stderr
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A sendMessage call as the fake answered it, on this process's monotonic clock."""
+
+    time: float
+    chat_id: str
+    status: int
+
+
+@dataclass
+class Probe:
+    """What the bench records while the worker delivers."""
+
+    released: dict[str, float] = field(default_factory=dict)  # chat -> first pacer release
+    arrivals: list[Arrival] = field(default_factory=list)
+    delivered: list[float] = field(default_factory=list)  # when TelegramBot.send returned
+
+    def middleware(self) -> Middleware:
+        """Stamps each sendMessage when the fake has answered it (its limits checked)."""
+
+        @web.middleware
+        async def stamp(request: web.Request, handler: Handler) -> web.StreamResponse:
+            response = await handler(request)
+            if request.match_info.get("method") == "sendMessage":
+                form = await request.post()  # cached: the fake has read the body already
+                chat_id = str(form.get("chat_id", ""))
+                self.arrivals.append(Arrival(time.monotonic(), chat_id, response.status))
+            return response
+
+        return stamp
+
+
+class RecordingPacer(Pacer):
+    """The adapter's own Pacer, unchanged, noting when each chat's first message is let through
+    (the request leaves python-telegram-bot right after)."""
+
+    def __init__(self, pacer: Pacer, probe: Probe) -> None:
+        self.pacer = pacer  # the windows stay in the adapter's pacer: nothing is re-created
+        self.probe = probe
+
+    async def wait(self, chat_id: str, is_group: bool = False) -> None:
+        await self.pacer.wait(chat_id, is_group)
+        self.probe.released.setdefault(chat_id, time.monotonic())
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    chats: int
+    groups: int
+    concurrency: int
+    setup_s: float
+    enqueue_s: float
+    total_s: float
+    first_send_ms: float
+    overall_rate: float
+    sustained_rate: float | None
+    slowest_second: int | None
+    margin_ms: float
+    rejected_429: int
+    calls: int
+    failed: int
+    sent: int
+    gaps_ms: tuple[float, float, float]  # p50, p99, max
+    latency_ms: tuple[float, float, float]
+    cpu_percent: float
+
+
+# -- setup ----------------------------------------------------------------------------------
+
+
+def chat_ids(chats: int, groups: int) -> list[str]:
+    private = [str(PRIVATE_BASE + i) for i in range(1, chats + 1)]
+    return private + [str(GROUP_BASE - i) for i in range(1, groups + 1)]
+
+
+def subscribe(db: Database, ids: Sequence[str], now: int) -> None:
+    thresholds = Thresholds(liq=10_000_000.0)
+    with db.atomic():
+        for chat_id in ids:
+            alerts.save_subscription(db, Subscription(PLATFORM, chat_id, thresholds), now)
+
+
+def enqueue_alert(db: Database, now: int) -> int:
+    """One window alert for every active subscription, recorded as the engine records it."""
+    minute = now // 60_000
+    items = [
+        OutboxItem(
+            f"{sub.key}|liq|{ASSETS}|{minute}",
+            sub.platform,
+            sub.chat_id,
+            "liq",
+            ASSETS,
+            "long",
+            ALERT_TEXT,
+        )
+        for sub in alerts.active_subscriptions(db)
+        if sub.platform == PLATFORM
+    ]
+    with db.atomic():
+        return alerts.enqueue(db, items, now)
+
+
+def count(db: Database, status: str) -> int:
+    return int(
+        db.execute(
+            "SELECT count(*) FROM outbox WHERE platform = ? AND status = ?", [PLATFORM, status]
+        ).fetchone()[0]
+    )
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+async def run(chats: int, groups: int, concurrency: int, directory: Path) -> Result:
+    started = time.perf_counter()
+    db = open_database(directory / "fanout.db")
+    subscribe(db, chat_ids(chats, groups), now_ms())
+    setup_s = time.perf_counter() - started
+    probe = Probe()
+    fake = FakeTelegram()
+    fake.app.middlewares.append(probe.middleware())
+    await fake.start()
+    core = CommandCore(db, Thresholds(), status=dict, on_change=lambda: None)
+    bot = TelegramBot(fake.token, fake.base_url, core, on_chat_change=lambda *change: None)
+    bot.pacer = RecordingPacer(bot.pacer, probe)
+    await bot.app.initialize()
+
+    async def send(row: OutboxRow) -> None:
+        await bot.send(row)
+        probe.delivered.append(time.monotonic())
+
+    worker = OutboxWorker(db, PLATFORM, Channel(send, concurrency), lambda *change: None)
+    worker_task = asyncio.create_task(worker.run(), name="outbox-telegram")
+    try:
+        await asyncio.sleep(0.1)  # the worker's first drain finds nothing and goes idle
+        cpu_before = time.process_time()
+        before = time.perf_counter()
+        enqueued = enqueue_alert(db, now_ms())
+        enqueue_s = time.perf_counter() - before
+        woken = time.monotonic()
+        worker.wake()
+        await _until_delivered(db, fake, woken, enqueued, deadline=enqueued / 20 + 120)
+        cpu_s = time.process_time() - cpu_before
+    finally:
+        worker_task.cancel()
+        await asyncio.gather(worker_task, return_exceptions=True)
+        await bot.app.shutdown()
+        await fake.stop()
+    return summarise(probe, fake, db, chats, groups, concurrency, setup_s, enqueue_s, woken, cpu_s)
+
+
+async def _until_delivered(
+    db: Database, fake: FakeTelegram, woken: float, total: int, deadline: float
+) -> None:
+    """Return once no row is pending (rows in flight or waiting to retry stay pending)."""
+    next_progress = PROGRESS_EVERY
+    while alerts.pending(db, PLATFORM, 1):
+        elapsed = time.monotonic() - woken
+        if elapsed > deadline:
+            raise TimeoutError(f"{len(fake.sent)} of {total} sent after {elapsed:.0f} s")
+        if elapsed >= next_progress:
+            next_progress += PROGRESS_EVERY
+            rate = len(fake.sent) / elapsed
+            print(
+                f"  {elapsed:5.0f} s: {len(fake.sent):>6,} of {total:,} sent ({rate:.2f}/s),"
+                f" {fake.rejected_429} x 429",
+                file=sys.stderr,
+                flush=True,
+            )
+        await asyncio.sleep(POLL)
+
+
+# -- figures --------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest rank; values sorted."""
+    if not values:
+        return math.nan
+    return values[min(len(values) - 1, max(0, math.ceil(fraction * len(values)) - 1))]
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return (math.nan, math.nan, math.nan)
+    return (percentile(ordered, 0.5), percentile(ordered, 0.99), ordered[-1])
+
+
+def per_second(times: Sequence[float]) -> list[int]:
+    """Sends in each whole second after the first one, [t0 + k, t0 + k + 1) for k >= 1, up to
+    the last second that ends before the last send."""
+    if not times:
+        return []
+    first, seconds = times[0], math.floor(times[-1] - times[0])
+    counts = [0] * max(0, seconds - 1)
+    for t in times:
+        k = math.floor(t - first) - 1
+        if 0 <= k < len(counts):
+            counts[k] += 1
+    return counts
+
+
+def margin_ms(times: Sequence[float]) -> float:
+    """The least time 31 consecutive sends span, less one second, in ms: how much longer a
+    request could have taken than the one sent 30 sends after it before a second held 31
+    (a 429). Negative when some second did hold 31 (one of them was refused)."""
+    spans = [b - a for a, b in zip(times, times[TELEGRAM_CAP:], strict=False)]
+    return (min(spans) - 1.0) * 1000 if spans else math.nan
+
+
+def summarise(
+    probe: Probe,
+    fake: FakeTelegram,
+    db: Database,
+    chats: int,
+    groups: int,
+    concurrency: int,
+    setup_s: float,
+    enqueue_s: float,
+    woken: float,
+    cpu_s: float,
+) -> Result:
+    accepted = sorted(a.time for a in probe.arrivals if a.status == 200)
+    first_arrival: dict[str, float] = {}
+    for arrival in probe.arrivals:
+        first_arrival.setdefault(arrival.chat_id, arrival.time)
+    latencies = [
+        (first_arrival[chat] - released) * 1000
+        for chat, released in probe.released.items()
+        if chat in first_arrival
+    ]
+    seconds = per_second(accepted)
+    total_s = max(probe.delivered, default=woken) - woken
+    span = accepted[-1] - accepted[0] if len(accepted) > 1 else math.nan
+    return Result(
+        chats=chats,
+        groups=groups,
+        concurrency=concurrency,
+        setup_s=setup_s,
+        enqueue_s=enqueue_s,
+        total_s=total_s,
+        first_send_ms=(accepted[0] - woken) * 1000 if accepted else math.nan,
+        overall_rate=(len(accepted) - 1) / span if len(accepted) > 1 else math.nan,
+        sustained_rate=sum(seconds) / len(seconds) if seconds else None,
+        slowest_second=min(seconds) if seconds else None,
+        margin_ms=margin_ms(accepted),
+        rejected_429=fake.rejected_429,
+        calls=len(probe.arrivals),
+        failed=count(db, FAILED),
+        sent=count(db, SENT),
+        gaps_ms=spread([(b - a) * 1000 for a, b in itertools.pairwise(accepted)]),
+        latency_ms=spread(latencies),
+        cpu_percent=100 * cpu_s / total_s if total_s > 0 else math.nan,
+    )
+
+
+def report(result: Result) -> str:
+    ok_rate = result.sustained_rate is not None and result.sustained_rate >= RATE_TARGET
+    overall, chat, group = PACER_LIMITS
+    pacing = (
+        f"{overall.count}/{overall.seconds:g}s and 1/{PACER_SPACING * 1000:.1f}ms overall,"
+        f" {chat.count}/{chat.seconds:g}s a chat, {group.count}/{group.seconds:g}s a group"
+    )
+    rows = [
+        ("chats (private + groups)", f"{result.chats:,} + {result.groups:,}", ""),
+        ("delivered / failed", f"{result.sent:,} / {result.failed:,}", ""),
+        ("total time, wake -> last sent", f"{result.total_s:.1f} s", ""),
+        ("first send after wake", f"{result.first_send_ms:.0f} ms", ""),
+        ("messages/s, first to last send", f"{result.overall_rate:.2f}", ""),
+        (
+            "messages/s sustained (after 1st s)",
+            "n/a" if result.sustained_rate is None else f"{result.sustained_rate:.2f}",
+            f">= {RATE_TARGET:g}  {'ok' if ok_rate else 'MISS'}",
+        ),
+        (
+            "slowest whole second",
+            "n/a" if result.slowest_second is None else str(result.slowest_second),
+            "",
+        ),
+        ("31 sends span at least 1 s +", f"{result.margin_ms:.1f} ms", "> 0"),
+        (
+            "429 answers",
+            str(result.rejected_429),
+            f"0  {'ok' if not result.rejected_429 else 'MISS'}",
+        ),
+        ("sendMessage calls", f"{result.calls:,}", ""),
+        ("gap between sends p50/p99/max", _ms(result.gaps_ms), ""),
+        ("pacer -> fake latency p50/p99/max", _ms(result.latency_ms), ""),
+        (
+            "setup: subscriptions / enqueue",
+            f"{result.setup_s:.1f} s / {result.enqueue_s * 1000:.0f} ms",
+            "",
+        ),
+        ("process CPU during delivery", f"{result.cpu_percent:.0f}% of a core", ""),
+    ]
+    width = max(len(name) for name, _, _ in rows)
+    value_width = max(len(value) for _, value, _ in rows)
+    lines = [f"fanout: concurrency {result.concurrency}, pacer {pacing}"]
+    lines += [f"  {n:<{width}}  {v:>{value_width}}  {t}".rstrip() for n, v, t in rows]
+    return "\n".join(lines)
+
+
+def _ms(values: tuple[float, float, float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values) + " ms"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--chats", type=int, default=10_000, help="private chats (10000)")
+    parser.add_argument("--groups", type=int, default=0, help="supergroups as well (0)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=TELEGRAM_CONCURRENCY,
+        help=f"chats served at once (liqbot run: {TELEGRAM_CONCURRENCY})",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log each 429 and retry")
+    args = parser.parse_args(argv)
+    if args.chats < 0 or args.groups < 0 or args.chats + args.groups < 2 or args.concurrency < 1:
+        parser.error("need at least two chats and a concurrency of at least one")
+    logging.basicConfig(
+        level=logging.WARNING if args.verbose else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    print(
+        f"Python {sys.version.split()[0]}, delivering one alert to {args.chats + args.groups:,}"
+        f" chats (about {(args.chats + args.groups) / 29:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="liqbot-fanout-") as directory:
+        result = asyncio.run(run(args.chats, args.groups, args.concurrency, Path(directory)))
+    print(report(result))
+    rate_ok = result.sustained_rate is not None and result.sustained_rate >= RATE_TARGET
+    return 0 if rate_ok and not result.rejected_429 and not result.failed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
