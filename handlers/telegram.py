@@ -90,6 +90,7 @@ class TelegramBot:
     ) -> None:
         self.core = core
         self.on_chat_change = on_chat_change
+        self._parts_sent: dict[int, int] = {}  # outbox id -> parts of a split alert delivered
         self.pacer = Pacer(*PACER_LIMITS[:2], per_group=PACER_LIMITS[2], spacing=PACER_SPACING)
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
@@ -225,10 +226,13 @@ class TelegramBot:
     # -- delivery ------------------------------------------------------------------------------
 
     async def send(self, row: OutboxRow) -> None:
-        """Deliver one outbox alert (split when over Telegram's length limit)."""
+        """Deliver one outbox alert, split when over Telegram's length limit. When a later part
+        fails, the parts that arrived are remembered, so the retry sends only the rest."""
         chat_id = row.chat_id
         is_group = chat_id.startswith("-")
-        for index, part in enumerate(split_message(row.text, MAX_TEXT)):
+        parts = split_message(row.text, MAX_TEXT)
+        for index in range(self._parts_sent.get(row.id, 0), len(parts)):
+            part = parts[index]
 
             async def send(text: str = render(part, bold_first_line=index == 0)) -> object:
                 return await self.app.bot.send_message(
@@ -251,3 +255,6 @@ class TelegramBot:
                 raise DeliveryError(str(error), chat_gone=gone, permanent=True) from None
             except NetworkError as error:
                 raise DeliveryError(f"network: {error}") from None
+            if len(parts) > 1:
+                self._parts_sent[row.id] = index + 1
+        self._parts_sent.pop(row.id, None)

@@ -317,11 +317,6 @@ async def test_a_long_alert_arrives_in_parts_at_line_boundaries(
         assert (bot.outbox(outbox_id)["status"], fake.rejected_429) == ("sent", 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TelegramBot.send retries a split alert from its first part: parts that arrived "
-    "before a failed one are sent again",
-)
 async def test_a_retried_long_alert_does_not_repeat_parts_that_arrived(
     tmp_path: Path, fakes: Fakes, fake: FakeTelegram
 ) -> None:
