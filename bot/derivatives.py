@@ -29,6 +29,7 @@ class Derivatives:
         self.funding: dict[tuple[str, str], FundingRate] = {}
         self._interest: dict[tuple[str, str], OpenInterest] = {}
         self._snapshots: dict[int, dict[str, float]] = {}  # bucket start ms -> base -> usd
+        self._by_base: dict[str, float] | None = None  # open interest by base, until an update
 
     def update_funding(self, rates: Iterable[FundingRate]) -> None:
         for rate in rates:
@@ -37,6 +38,7 @@ class Derivatives:
     def update_open_interest(self, interests: Iterable[OpenInterest], now: int) -> None:
         for interest in interests:
             self._interest[interest.venue, interest.symbol] = interest
+        self._by_base = None
         self._snapshots[now // OI_BUCKET_MS * OI_BUCKET_MS] = self.open_interest_by_base()
         for bucket in [b for b in self._snapshots if b < now - OI_HISTORY_MS]:
             del self._snapshots[bucket]
@@ -47,10 +49,12 @@ class Derivatives:
             self._snapshots.setdefault(bucket, {})[base] = usd
 
     def open_interest_by_base(self) -> dict[str, float]:
-        totals: defaultdict[str, float] = defaultdict(float)
-        for interest in self._interest.values():
-            totals[interest.base] += interest.usd
-        return dict(totals)
+        if self._by_base is None:
+            totals: defaultdict[str, float] = defaultdict(float)
+            for interest in self._interest.values():
+                totals[interest.base] += interest.usd
+            self._by_base = dict(totals)
+        return dict(self._by_base)
 
     def open_interest_moves(self, window_ms: int, now: int) -> list[OpenInterestMove]:
         """Each asset's total now against the latest snapshot at least `window_ms` old."""

@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from bot import messages
+from bot.arming import Arming
 from bot.derivatives import Derivatives
 from bot.events import Liquidation
 from bot.market import MarketState
 from bot.norms import Norms
 from bot.recorder import now_ms
-from bot.rules import Arming, Evaluation, RuleBook, Snapshot, StateKey, Trigger
+from bot.rules import Evaluation, RuleBook, Snapshot, StateKey, Trigger
 from bot.subscriptions import Subscription, is_quiet
 from storage import alerts
 from storage.alerts import HELD, PENDING, OutboxItem, RuleState
@@ -100,12 +101,14 @@ class AlertEngine:
         rearmed = self.arming.rearm(snap, self.states, include_market_data=full)
         self.states.update(rearmed)
         evaluation = Evaluation(self.book, snap, self.states, self.arming)
+        self.arming.settled = None  # until this pass is recorded
         evaluation.liquidations(whales)
         if full:
             evaluation.funding_and_open_interest()
         items, fired = self._outbox_items(evaluation.triggers, now)
         added = self._record(items, rearmed | fired, now)
         self.arming.disarm(evaluation.fired)  # recorded: those rules are now disarmed
+        self.arming.settled = evaluation.settled
         return added
 
     def _outbox_items(

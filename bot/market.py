@@ -23,6 +23,8 @@ Key = tuple[str, str, str]  # venue, base asset, position
 Bucket = dict[Key, list[float]]  # key -> [usd, count]
 RollupRow = tuple[int, str, str, str, float, int]  # minute, venue, base, position, usd, count
 MinuteClosed = Callable[[int, Iterable[tuple[Key, list[float]]]], None]
+# A bucket's keys by base asset with their place in it, for the bucket at its size and minute
+KeyIndex = tuple[Bucket, int, int, dict[str, list[tuple[int, Key]]]]
 
 
 @dataclass(slots=True)
@@ -59,6 +61,7 @@ class MarketState:
         self._buckets: dict[int, Bucket] = {}
         self._current: Bucket = self._buckets.setdefault(self._minute, {})
         self._completed: dict[str, Bucket] = {name: {} for name in WINDOWS}
+        self._keys_by_base: dict[str, KeyIndex] = {}  # for watch-list totals, see _keys_for
 
     @property
     def minute(self) -> int:
@@ -148,10 +151,10 @@ class MarketState:
         count = 0
         by_exchange: dict[str, float] = {}
         by_base: dict[str, float] = {}
-        for bucket in (self._completed[window], self._current):
+        for name, bucket in ((window, self._completed[window]), ("", self._current)):
             items: Iterable[tuple[Key, list[float]]] = bucket.items()
-            if bases is not None:  # one filtering pass in C-speed comprehension
-                items = [item for item in items if item[0][1] in bases]
+            if bases is not None:
+                items = [(key, bucket[key]) for key in self._keys_for(name, bucket, bases)]
             for (venue, base, position), (usd, n) in items:
                 count += int(n)
                 if position == "long":
@@ -169,6 +172,28 @@ class MarketState:
             by_exchange,
             dict(sorted(by_base.items(), key=lambda item: -item[1])),
         )
+
+    def _keys_for(self, name: str, bucket: Bucket, bases: frozenset[str]) -> list[Key]:
+        """The bucket's keys for `bases`, in the bucket's order, from an index of the bucket.
+
+        Within a minute a window's bucket only gains keys (it loses some only when the clock
+        moves on), so the index stays right while the bucket, its size and the minute do."""
+        cached = self._keys_by_base.get(name)
+        if (
+            cached is None
+            or cached[0] is not bucket
+            or cached[1] != len(bucket)
+            or cached[2] != self._minute
+        ):
+            index: dict[str, list[tuple[int, Key]]] = {}
+            for place, key in enumerate(bucket):
+                index.setdefault(key[1], []).append((place, key))
+            cached = self._keys_by_base[name] = (bucket, len(bucket), self._minute, index)
+        index = cached[3]
+        found = [entry for base in bases for entry in index.get(base, ())]
+        if len(bases) > 1:
+            found.sort()
+        return [key for _, key in found]
 
     def sides_by_base(self, window: str) -> dict[str, list[float]]:
         """base -> [long_usd, short_usd] in the window, all venues together."""

@@ -35,8 +35,8 @@ class Norms:
         self._totals: dict[str, Sides] = {}
         self._start = history_start_minute
         self._minute = history_start_minute or 0
-        # (long_usd, short_usd) summed over a watch list's assets, until the totals change
-        self._sums: dict[frozenset[str] | None, tuple[float, float]] = {}
+        # Answers of `norm`, until the totals or the clock change
+        self._norms: dict[tuple[int, frozenset[str] | None], Norm | None] = {}
 
     def add_minute(
         self, minute: int, bucket: Iterable[tuple[tuple[str, str, str], list[float]]]
@@ -51,7 +51,7 @@ class Norms:
             day.setdefault(base, [0.0, 0.0])[index] += usd
             self._totals.setdefault(base, [0.0, 0.0])[index] += usd
         self._expire()
-        self._sums.clear()
+        self._norms.clear()
 
     def load(
         self, rows: Iterable[DailyRow], history_start_minute: int | None, now_minute: int
@@ -64,7 +64,7 @@ class Norms:
         self._start = history_start_minute
         self._minute = now_minute
         self._expire()
-        self._sums.clear()
+        self._norms.clear()
 
     def _expire(self) -> None:
         oldest_day = self._minute // MINUTES_PER_DAY - NORM_DAYS
@@ -77,21 +77,25 @@ class Norms:
     def norm(self, window_minutes: int, bases: frozenset[str] | None) -> Norm | None:
         """The average per window for these assets (None: the whole market); None when the
         history is too short to say."""
+        key = (window_minutes, bases)
+        if key not in self._norms:
+            self._norms[key] = self._norm(window_minutes, bases)
+        return self._norms[key]
+
+    def _norm(self, window_minutes: int, bases: frozenset[str] | None) -> Norm | None:
         if self._start is None:
             return None
         oldest = (self._minute // MINUTES_PER_DAY - NORM_DAYS) * MINUTES_PER_DAY
         covered = self._minute + 1 - max(self._start, oldest)
         if covered < MIN_HISTORY_MINUTES:
             return None
-        sums = self._sums.get(bases)
-        if sums is None:
-            sides = (
-                list(self._totals.values())
-                if bases is None
-                else [self._totals[b] for b in bases if b in self._totals]
-            )
-            sums = self._sums[bases] = (sum(s[0] for s in sides), sum(s[1] for s in sides))
-        long_usd, short_usd = sums
+        sides = (
+            list(self._totals.values())
+            if bases is None
+            else [self._totals[b] for b in bases if b in self._totals]
+        )
+        long_usd = sum(s[0] for s in sides)
+        short_usd = sum(s[1] for s in sides)
         total = long_usd + short_usd
         return Norm(
             average_usd=total * window_minutes / covered,

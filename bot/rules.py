@@ -2,21 +2,21 @@
 
 Chats are grouped by (window, watch list); each group's aggregate is computed once per pass and
 its chats are kept sorted by each threshold, so the chats a value crosses are a prefix found by
-bisection. A rule that fired stays disarmed until its value falls back (hysteresis); `Arming`
-sets the disarmed chats of each (group, rule, asset) aside, so a pass visits only chats that can
-fire and re-arms by bisection too. A pass over 100,000 chats therefore costs about one aggregate
-per distinct group plus a step per alert, not a step per chat or per rule state.
+bisection. Chats whose rule fired and is disarmed are set aside (`bot.arming`), and a calm pass
+skips the groups whose values did not move. A pass over 100,000 chats therefore costs about one
+aggregate per group whose assets moved, plus a step per alert; not a step per chat or rule state.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+import math
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from bot import messages
+from bot.arming import VALUE_OF, Arming, Fired, Settled
 from bot.derivatives import Derivatives, OpenInterestMove
 from bot.events import FundingRate, Liquidation
 from bot.market import WINDOWS, MarketState
@@ -30,7 +30,6 @@ HYSTERESIS = 0.8  # a rule re-arms once its value falls below this share of the 
 MS_PER_MINUTE = 60_000
 StateKey = tuple[str, str, str]  # chat key, rule, asset
 THRESHOLD_OF = {"window": "liq", "spike": "spike", "funding": "funding", "oi": "oi"}
-Message = Callable[[], tuple[str, str | None]]  # an alert's text and side, made on first use
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +48,8 @@ class Ladder:
         ordered = sorted((pair for pair in pairs if pair[0] > 0), key=lambda pair: pair[0])
         self.thresholds = [threshold for threshold, _ in ordered]
         self.subs = [sub for _, sub in ordered]
+        self.sides = [sub.thresholds.side for sub in self.subs]  # for the window rule
+        self.mutes = [-math.inf if s.mute_until is None else s.mute_until for s in self.subs]
 
     def __bool__(self) -> bool:
         return bool(self.subs)
@@ -59,6 +60,10 @@ class Ladder:
 
     def crossed(self, value: float) -> list[Subscription]:
         return self.subs[: bisect_right(self.thresholds, value)]
+
+    def rearm_level(self, position: int) -> float:
+        """A value below this re-arms the rule of the chat at `position`."""
+        return HYSTERESIS * self.thresholds[position]
 
     def rearms(self, value: float, position: int) -> bool:
         return value < HYSTERESIS * self.thresholds[position]
@@ -82,14 +87,28 @@ class Group:
     def __init__(self, window: str, watch: frozenset[str], subs: list[Subscription]) -> None:
         self.window = window
         self.watch = watch
+        self.key = (window, watch)
+        self.index = -1  # in its RuleBook's groups
         self.liq = Ladder((s.thresholds.liq, s) for s in subs)
         self.spike = Ladder((s.thresholds.spike, s) for s in subs)
         self.funding = Ladder((s.thresholds.funding, s) for s in subs)
         self.oi = Ladder((s.thresholds.oi, s) for s in subs)
+        self.ladders: dict[str, Ladder] = {
+            rule: getattr(self, name) for rule, name in THRESHOLD_OF.items()
+        }
 
-    def ladder(self, rule: str) -> Ladder:
-        ladder: Ladder = getattr(self, THRESHOLD_OF[rule])
-        return ladder
+
+class Watchers:
+    """The groups that watch one asset, by their lowest threshold for one rule: the groups a
+    value reaches are a prefix."""
+
+    def __init__(self, pairs: list[tuple[float, int]]) -> None:
+        pairs.sort()
+        self.lowest = [threshold for threshold, _ in pairs]
+        self.groups = [index for _, index in pairs]
+
+    def reached(self, value: float) -> list[int]:
+        return self.groups[: bisect_right(self.lowest, value)]
 
 
 class RuleBook:
@@ -106,6 +125,28 @@ class RuleBook:
                 whales[base].append((sub.thresholds.whale, sub))
         self.by_group = {key: Group(*key, members) for key, members in grouped.items()}
         self.groups = list(self.by_group.values())
+        # By group index: the whole-market groups of each window; the groups watching each
+        # (window, asset); and for funding and open interest, which groups' lowest threshold
+        # an asset's value reaches.
+        self.windows: dict[str, list[int]] = {}
+        self.watching: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+        funding: defaultdict[str, list[tuple[float, int]]] = defaultdict(list)
+        interest: defaultdict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
+        for index, group in enumerate(self.groups):
+            group.index = index
+            market_groups = self.windows.setdefault(group.window, [])
+            if not group.watch:
+                market_groups.append(index)
+            for base in group.watch:
+                self.watching[group.window, base].append(index)
+                if group.funding:
+                    funding[base].append((group.funding.lowest, index))
+                if group.oi:
+                    interest[group.window, base].append((group.oi.lowest, index))
+        self.market_groups = [index for indexes in self.windows.values() for index in indexes]
+        self.oi_windows = {group.window for group in self.groups if group.oi}
+        self.funding_watchers = {base: Watchers(pairs) for base, pairs in funding.items()}
+        self.oi_watchers = {key: Watchers(pairs) for key, pairs in interest.items()}
         self.whales = {base: Ladder(pairs) for base, pairs in whales.items()}
         self.min_whale = min(
             (ladder.lowest for ladder in self.whales.values()), default=float("inf")
@@ -131,6 +172,8 @@ class Snapshot:
         self._interest: dict[str, float] | None = None
         self._moves: dict[str, list[OpenInterestMove]] = {}
         self._move_of: dict[str, dict[str, OpenInterestMove]] = {}
+        self._oi_levels: dict[str, dict[str, float]] = {}
+        self._changed: dict[str, set[str] | None] = {}
 
     def by_base(self, window: str) -> dict[str, list[float]]:
         """base -> [long_usd, short_usd] in the window."""
@@ -148,6 +191,19 @@ class Snapshot:
             cached = (sum([r[0] for r in rows]), sum([r[1] for r in rows]))
             self._totals[key] = cached
         return cached
+
+    def changed(self, window: str, before: dict[str, list[float]] | None) -> set[str] | None:
+        """The assets whose sides in the window differ from `before` (the same `before` for a
+        window throughout a pass); None: all may."""
+        if window not in self._changed:
+            now = self.by_base(window)
+            self._changed[window] = (
+                None
+                if before is None
+                else {base for base, row in now.items() if before.get(base) != row}
+                | (before.keys() - now.keys())
+            )
+        return self._changed[window]
 
     def view(self, window: str, watch: frozenset[str]) -> WindowView:
         key = (window, watch)
@@ -169,12 +225,19 @@ class Snapshot:
     def spike_ratio(self, window: str, watch: frozenset[str]) -> float | None:
         key = (window, watch)
         if key not in self._ratios:
-            norm = self.norms.norm(WINDOWS[window], watch or None)
-            ratio = None
-            if norm is not None and norm.average_usd > 0:
-                ratio = sum(self.sides(window, watch)) / norm.average_usd
-            self._ratios[key] = ratio
+            return self._spike_ratio(key, sum(self.sides(window, watch)))
         return self._ratios[key]
+
+    def _spike_ratio(self, key: tuple[str, frozenset[str]], total: float) -> float | None:
+        """`spike_ratio` for a (window, watch list) whose total is known."""
+        if key in self._ratios:
+            return self._ratios[key]
+        window, watch = key
+        norm = self.norms.norm(WINDOWS[window], watch or None)
+        ratio = self._ratios[key] = (
+            total / norm.average_usd if norm is not None and norm.average_usd > 0 else None
+        )
+        return ratio
 
     def funding(self) -> dict[str, FundingRate]:
         if self._funding is None:
@@ -199,6 +262,14 @@ class Snapshot:
             )
         return self._moves[window]
 
+    def oi_levels(self, window: str) -> dict[str, float]:
+        """base -> |open interest change| over the window, in the order of `moves()`."""
+        if window not in self._oi_levels:
+            self._oi_levels[window] = {
+                base: abs(move.change) for base, move in self.move_of(window).items()
+            }
+        return self._oi_levels[window]
+
     def move_of(self, window: str) -> dict[str, OpenInterestMove]:
         """base -> its open interest move over the window, in the order of `moves()`."""
         if window not in self._move_of:
@@ -206,139 +277,10 @@ class Snapshot:
         return self._move_of[window]
 
 
-def _ranks(order: Iterable[str]) -> dict[str, int]:
-    return {base: rank for rank, base in enumerate(order)}
-
-
-def _in_order(ranks: dict[str, int], watch: frozenset[str]) -> list[str]:
-    """The watched assets that `ranks` holds, in its order."""
-    return sorted((base for base in watch if base in ranks), key=ranks.__getitem__)
-
-
-def rule_value(
-    snap: Snapshot, window: str, watch: frozenset[str], rule: str, asset: str
-) -> float | None:
-    """A rule's value now for a window and watch list; None when it has no level (whales)."""
-    if rule == "window":
-        return sum(snap.sides(window, watch))
-    if rule == "spike":
-        return snap.spike_ratio(window, watch) or 0.0
-    if rule == "funding":
-        return snap.funding_levels().get(asset, 0.0)
-    if rule == "oi":
-        move = snap.move_of(window).get(asset)
-        return abs(move.change) if move is not None else 0.0
-    return None
-
-
 def current_value(snap: Snapshot, sub: Subscription, rule: str, asset: str) -> float | None:
     """A rule's value now, for re-arming; None when it cannot be known in this pass."""
-    return rule_value(snap, sub.thresholds.window, sub.watch, rule, asset)
-
-
-class Context:
-    """One ladder as one (group, rule, asset) sees it: positions (in the ladder's order) that
-    fired and are disarmed are set aside until the value falls back; the rest are live."""
-
-    __slots__ = ("disarmed", "ladder", "live")
-
-    def __init__(self, ladder: Ladder) -> None:
-        self.ladder = ladder
-        self.live = list(range(len(ladder.subs)))
-        self.disarmed: list[int] = []
-
-    def candidates(self, crossed: int) -> list[int]:
-        """Live positions among the first `crossed`, in ladder order."""
-        return self.live[: bisect_left(self.live, crossed)]
-
-    def disarm(self, positions: list[int]) -> None:
-        if len(positions) <= 8:
-            for position in positions:
-                index = bisect_left(self.live, position)
-                if index < len(self.live) and self.live[index] == position:
-                    del self.live[index]
-                    insort(self.disarmed, position)
-            return
-        gone = set(positions)
-        self.disarmed = sorted([*self.disarmed, *(p for p in self.live if p in gone)])
-        self.live = [p for p in self.live if p not in gone]
-
-    def rearm(self, value: float) -> list[int]:
-        """The disarmed positions that re-arm at `value`, moved back among the live ones."""
-        if not self.disarmed or not self.ladder.rearms(value, self.disarmed[-1]):
-            return []
-        start = bisect_left(self.disarmed, self.ladder.rearm_from(value))
-        moved = self.disarmed[start:]
-        del self.disarmed[start:]
-        self.live = sorted(self.live + moved)
-        return moved
-
-
-ContextKey = tuple[Group, str]  # group, asset (one dict of contexts per rule)
-Fired = tuple[str, Group, str, int]  # rule, group, asset, position in the group's ladder
-
-
-class Arming:
-    """Which rules of each (group, rule, asset) are disarmed, kept in step with the rule states
-    by the caller: built from them, then told of every firing (`disarm`) and re-arming."""
-
-    def __init__(self, book: RuleBook, states: Mapping[StateKey, RuleState]) -> None:
-        self.book = book
-        self.contexts: dict[str, dict[ContextKey, Context]] = {rule: {} for rule in THRESHOLD_OF}
-        positions: dict[Ladder, dict[int, int]] = {}  # ladder -> id(sub) -> position
-        found: list[Fired] = []
-        for (chat, rule, asset), state in states.items():
-            sub = self.book.by_key.get(chat)
-            if state.armed or sub is None or rule not in THRESHOLD_OF:
-                continue
-            group = book.by_group[sub.thresholds.window, sub.watch]
-            ladder = group.ladder(rule)
-            where = positions.get(ladder)
-            if where is None:
-                where = positions[ladder] = {id(s): i for i, s in enumerate(ladder.subs)}
-            position = where.get(id(sub))
-            if position is not None:  # else the rule is off for this chat
-                found.append((rule, group, asset, position))
-        self.disarm(found)
-
-    def candidates(self, rule: str, group: Group, asset: str, value: float) -> Sequence[int]:
-        """Positions in the group's ladder for `rule` that `value` crosses and that are not
-        disarmed, in ladder order."""
-        crossed = bisect_right(group.ladder(rule).thresholds, value)
-        context = self.contexts[rule].get((group, asset))
-        return range(crossed) if context is None else context.candidates(crossed)
-
-    def disarm(self, fired: Iterable[Fired]) -> None:
-        by_context: defaultdict[tuple[str, Group, str], list[int]] = defaultdict(list)
-        for rule, group, asset, position in fired:
-            by_context[rule, group, asset].append(position)
-        for (rule, group, asset), positions in by_context.items():
-            contexts = self.contexts[rule]
-            context = contexts.get((group, asset))
-            if context is None:
-                context = contexts[group, asset] = Context(group.ladder(rule))
-            context.disarm(positions)
-
-    def rearm(
-        self, snap: Snapshot, states: Mapping[StateKey, RuleState], include_market_data: bool
-    ) -> dict[StateKey, RuleState]:
-        """States to change: disarmed rules whose value fell below HYSTERESIS x the threshold.
-        They are live again here at once; the caller applies the states."""
-        changed: dict[StateKey, RuleState] = {}
-        rules = THRESHOLD_OF if include_market_data else ("window", "spike")
-        for rule in rules:
-            contexts = self.contexts[rule]
-            for (group, asset), context in list(contexts.items()):
-                value = rule_value(snap, group.window, group.watch, rule, asset)
-                moved = context.rearm(value) if value is not None else []
-                if not context.disarmed:
-                    del contexts[group, asset]
-                for position in moved:
-                    key = (context.ladder.subs[position].key, rule, asset)
-                    state = states.get(key)
-                    if state is not None and not state.armed:
-                        changed[key] = RuleState(True, state.last_fired_at)
-        return changed
+    value_of = VALUE_OF.get(rule)
+    return value_of(snap, sub.thresholds.window, sub.watch, asset) if value_of else None
 
 
 def rearm(
@@ -349,7 +291,11 @@ def rearm(
 
 
 class Evaluation:
-    """One pass: collects triggers for chats whose rules are armed and out of cooldown."""
+    """One pass: collects triggers for chats whose rules are armed and out of cooldown.
+
+    `arming` (the engine's, kept in step with `states`) sets disarmed chats aside; `fired`
+    lists the rules with a level that fired, to disarm once recorded, and `settled` what the
+    next pass may skip."""
 
     def __init__(
         self,
@@ -363,7 +309,9 @@ class Evaluation:
         self.states = states
         self.arming = arming if arming is not None else Arming(book, states)
         self.triggers: list[Trigger] = []
-        self.fired: list[Fired] = []  # the rules with a level that fired: disarmed if recorded
+        self.fired: list[Fired] = []
+        self.settled = Settled(snap.market.minute, snap._by_base, set())
+        self._due = self.arming.due(snap)
         self._texts: dict[tuple[str, str, str], str] = {}
 
     def _may_fire(self, sub: Subscription, rule: str, asset: str) -> bool:
@@ -383,49 +331,87 @@ class Evaluation:
                 self.triggers.append(Trigger(sub, rule, asset, text, side))
 
     def _fire_crossed(
-        self,
-        group: Group,
-        rule: str,
-        asset: str,
-        value: float,
-        message: Message,
-        share: float | None = None,
-    ) -> None:
+        self, group: Group, rule: str, asset: str, value: float, share: float | None = None
+    ) -> bool:
         """Fire the group's chats whose `rule` threshold `value` crosses (and, with `share`,
-        whose side share it meets); the message is made once, for the first that fires."""
-        subs = group.ladder(rule).subs
+        whose side share it meets), unless disarmed; the message is made for the first.
+        True when one of them cannot fire now (muted, or cooling down)."""
+        ladder = group.ladders[rule]
+        crossed = bisect_right(ladder.thresholds, value)
+        context = self.arming.contexts[rule].get((group, asset))
+        if context is None:
+            positions: Sequence[int] = range(crossed)
+        else:
+            positions = context.live[: bisect_left(context.live, crossed)]
+        if share is not None:
+            sides = ladder.sides
+            positions = [p for p in positions if sides[p] <= share]
+        now, mutes = self.snap.now, ladder.mutes
+        ready = [p for p in positions if now >= mutes[p]]  # not muted
+        waiting = len(ready) < len(positions)
+        subs, states = ladder.subs, self.states
         made: tuple[str, str | None] | None = None
-        for position in self.arming.candidates(rule, group, asset, value):
+        for position in ready:
             sub = subs[position]
-            if share is not None and sub.thresholds.side > share:
-                continue
-            if not self._may_fire(sub, rule, asset):
+            state = states.get((sub.key, rule, asset))
+            if state is not None and not (
+                state.armed and now - state.last_fired_at >= sub.thresholds.cooldown * 1000
+            ):
+                waiting = True
                 continue
             if made is None:
-                made = message()
+                made = self._message(group, rule, asset)
             self.triggers.append(Trigger(sub, rule, asset, *made))
             self.fired.append((rule, group, asset, position))
+        return waiting
 
-    def _window_message(self, group: Group, spike: bool) -> tuple[str, str | None]:
+    def _live(self, rule: str, group: Group, asset: str, value: float) -> bool:
+        """Whether `value` crosses a threshold that is not disarmed (a quick check)."""
+        context = self.arming.contexts[rule].get((group, asset))
+        if context is None:
+            return value >= group.ladders[rule].thresholds[0]
+        live = context.live
+        return bool(live) and value >= context.ladder.thresholds[live[0]]
+
+    def _message(self, group: Group, rule: str, asset: str) -> tuple[str, str | None]:
         snap = self.snap
-        view = snap.view(group.window, group.watch)
-        alert = messages.spike_alert if spike else messages.window_alert
-        return alert(view, snap.funding(), snap.open_interest()), view.dominant
+        if rule in ("window", "spike"):
+            view = snap.view(group.window, group.watch)
+            alert = messages.window_alert if rule == "window" else messages.spike_alert
+            return alert(view, snap.funding(), snap.open_interest()), view.dominant
+        window = group.window if rule == "oi" else ""
+        key = (rule, asset, window)
+        text = self._texts.get(key)
+        if text is None:
+            if rule == "funding":
+                text = messages.funding_alert(snap.funding()[asset])
+            else:
+                text = messages.open_interest_alert(snap.move_of(window)[asset], window)
+            self._texts[key] = text
+        return text, None
 
     def liquidations(self, whales: Iterable[Liquidation]) -> None:
-        snap = self.snap
-        for group in self.book.groups:
-            long_usd, short_usd = snap.sides(group.window, group.watch)
+        snap, groups = self.snap, self.book.groups
+        totals, sides, spike_ratio = snap._totals, snap.sides, snap._spike_ratio
+        due = self._due
+        waiting = self.settled.waiting
+        for index in range(len(groups)) if due is None else sorted(due):
+            group = groups[index]
+            long_usd, short_usd = totals.get(group.key) or sides(*group.key)
             total = long_usd + short_usd
-            if group.liq and total >= group.liq.lowest:
-                share = max(long_usd, short_usd) / total
-                message = partial(self._window_message, group, False)
-                self._fire_crossed(group, "window", MARKET, total, message, share)
-            if group.spike and total > 0:
-                ratio = snap.spike_ratio(group.window, group.watch)
-                if ratio is not None and ratio >= group.spike.lowest:
-                    message = partial(self._window_message, group, True)
-                    self._fire_crossed(group, "spike", MARKET, ratio, message)
+            thresholds = group.liq.thresholds
+            if thresholds and total >= thresholds[0] and self._live("window", group, MARKET, total):
+                share = (long_usd if long_usd > short_usd else short_usd) / total
+                if self._fire_crossed(group, "window", MARKET, total, share):
+                    waiting.add(index)
+            if group.spike.thresholds and total > 0:
+                ratio = spike_ratio(group.key, total)
+                if (
+                    ratio is not None
+                    and ratio >= group.spike.thresholds[0]
+                    and self._fire_crossed(group, "spike", MARKET, ratio)
+                ):
+                    waiting.add(index)
         for event in whales:
             text = messages.whale_alert(event)
             for base in (MARKET, event.base):
@@ -433,38 +419,37 @@ class Evaluation:
                 if ladder:
                     self._fire(ladder.crossed(event.usd), "whale", event.base, text, event.position)
 
-    def _text(self, rule: str, asset: str, window: str) -> tuple[str, str | None]:
-        key = (rule, asset, window)
-        text = self._texts.get(key)
-        if text is None:
-            if rule == "funding":
-                text = messages.funding_alert(self.snap.funding()[asset])
-            else:
-                text = messages.open_interest_alert(self.snap.move_of(window)[asset], window)
-            self._texts[key] = text
-        return text, None
-
     def funding_and_open_interest(self) -> None:
-        snap = self.snap
+        """Each group's funding, then open interest rules, assets in the order of the data.
+        Only (group, asset) pairs whose value reaches the group's lowest threshold are looked
+        at: they are found per asset, then put in that order."""
+        snap, book = self.snap, self.book
+        groups = book.groups
+        hits: list[tuple[int, int, int, str]] = []  # group index, 0 funding/1 oi, rank, asset
         levels = snap.funding_levels()
-        funding_ranks = _ranks(levels)
-        move_ranks: dict[str, dict[str, int]] = {}
-        for group in self.book.groups:
-            if group.funding:
-                lowest = group.funding.lowest
-                for base in _in_order(funding_ranks, group.watch) if group.watch else levels:
-                    value = levels[base]
-                    if value >= lowest:
-                        message = partial(self._text, "funding", base, "")
-                        self._fire_crossed(group, "funding", base, value, message)
-            if group.oi:
-                lowest = group.oi.lowest
-                moves = snap.move_of(group.window)
-                if group.window not in move_ranks:
-                    move_ranks[group.window] = _ranks(moves)
-                ranks = move_ranks[group.window]
-                for base in _in_order(ranks, group.watch) if group.watch else moves:
-                    value = abs(moves[base].change)
-                    if value >= lowest:
-                        message = partial(self._text, "oi", base, group.window)
-                        self._fire_crossed(group, "oi", base, value, message)
+        market = [(i, groups[i].funding.lowest) for i in book.market_groups if groups[i].funding]
+        for rank, (base, level) in enumerate(levels.items()):
+            watchers = book.funding_watchers.get(base)
+            if watchers is not None:
+                hits += [(index, 0, rank, base) for index in watchers.reached(level)]
+            hits += [(index, 0, rank, base) for index, lowest in market if level >= lowest]
+        for window in book.oi_windows:
+            changes = snap.oi_levels(window)
+            market = [(i, groups[i].oi.lowest) for i in book.windows[window] if groups[i].oi]
+            for rank, (base, level) in enumerate(changes.items()):
+                watchers = book.oi_watchers.get((window, base))
+                if watchers is not None:
+                    hits += [(index, 1, rank, base) for index in watchers.reached(level)]
+                hits += [(index, 1, rank, base) for index, lowest in market if level >= lowest]
+        hits.sort()
+        contexts = self.arming.contexts
+        for index, kind, _, base in hits:
+            group = groups[index]
+            rule = "oi" if kind else "funding"
+            value = snap.oi_levels(group.window)[base] if kind else levels[base]
+            context = contexts[rule].get((group, base))
+            if context is not None and (
+                not context.live or value < context.ladder.thresholds[context.live[0]]
+            ):
+                continue  # every threshold the value crosses is disarmed
+            self._fire_crossed(group, rule, base, value)
