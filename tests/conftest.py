@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.harness import Fakes, started_fakes
@@ -27,3 +28,10 @@ def frame() -> Any:
 async def fakes() -> AsyncIterator[Fakes]:
     async for started in started_fakes():
         yield started
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for tests that talk to the fakes directly."""
+    async with aiohttp.ClientSession() as client:
+        yield client

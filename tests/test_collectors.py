@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 
 from bot.feeds import Collector
 from bot.recorder import now_ms
@@ -24,12 +22,6 @@ from tests.fakes import (
     liquidation_orders,
 )
 from tests.harness import FAST, WAIT, Sink, exchange
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 async def stop(task: asyncio.Task[None]) -> None:

@@ -23,12 +23,6 @@ from tests.fakes import (
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def binance() -> AsyncIterator[FakeBinance]:
     async with FakeBinance() as fake:
         yield fake

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 
@@ -12,12 +10,6 @@ from bot.sources import BinanceSource, BybitSource, OkxSource
 from tests.fakes import RATE_LIMITED, FakeBinance, FakeBybit, FakeOkx
 
 HOUR = 3_600_000
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 async def test_binance_funding_uses_listed_intervals_and_oi_is_valued_at_mark(
