@@ -79,17 +79,19 @@ class AlertEngine:
         self._wake.set()
 
     async def run(self) -> None:
-        last_pass = 0.0
+        last_pass = last_full = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), FULL_PASS_INTERVAL)
-            if not self._wake.is_set():
-                self._market_data_changed = True  # the timer: a full pass
+            if time.monotonic() - last_full >= FULL_PASS_INTERVAL:
+                self._market_data_changed = True  # a full pass at least this often, busy or not
             delay = last_pass + MIN_PASS_INTERVAL - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             self._wake.clear()
             last_pass = time.monotonic()
+            if self._market_data_changed:
+                last_full = last_pass
             self.evaluate(now_ms())
 
     def evaluate(self, now: int) -> int:
