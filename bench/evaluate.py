@@ -64,6 +64,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from sqlite_utils import Database
 
 from bot.core import Core, cancel_all
@@ -758,18 +759,6 @@ def phase_latency(args: argparse.Namespace, tmp: str) -> None:
 
 
 # --- command line ---------------------------------------------------------------------------
-
-
-def cpu_check() -> float:
-    """Milliseconds for a fixed pure-Python loop, best of five (lower is faster)."""
-    best = math.inf
-    for _ in range(5):
-        started = time.perf_counter()
-        total = 0
-        for i in range(300_000):
-            total += i
-        best = min(best, time.perf_counter() - started)
-    return best * 1000
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

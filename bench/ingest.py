@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from sqlite_utils import Database
 
 from bot.core import Core
@@ -609,19 +610,6 @@ def phase_window(args: argparse.Namespace) -> None:
 
 def _p99(values: Sequence[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
-
-
-def cpu_check() -> float:
-    """Milliseconds for a fixed pure-Python loop, best of five: how fast this host runs right
-    now (a shared VM's speed can drift by half from one minute to the next)."""
-    best = math.inf
-    for _ in range(5):
-        started = time.perf_counter()
-        total = 0
-        for i in range(300_000):
-            total += i
-        best = min(best, time.perf_counter() - started)
-    return best * 1000
 
 
 # --- command line ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot import messages
-from bot.arming import VALUE_OF, Arming, Fired, Settled
+from bot.arming import Arming, Fired, Settled
 from bot.derivatives import Derivatives, OpenInterestMove
 from bot.events import FundingRate, Liquidation
 from bot.market import WINDOWS, MarketState
@@ -275,19 +275,6 @@ class Snapshot:
         if window not in self._move_of:
             self._move_of[window] = {move.base: move for move in self.moves(window)}
         return self._move_of[window]
-
-
-def current_value(snap: Snapshot, sub: Subscription, rule: str, asset: str) -> float | None:
-    """A rule's value now, for re-arming; None when it cannot be known in this pass."""
-    value_of = VALUE_OF.get(rule)
-    return value_of(snap, sub.thresholds.window, sub.watch, asset) if value_of else None
-
-
-def rearm(
-    book: RuleBook, snap: Snapshot, states: dict[StateKey, RuleState], include_market_data: bool
-) -> dict[StateKey, RuleState]:
-    """States to change: disarmed rules whose value fell below HYSTERESIS x the threshold."""
-    return Arming(book, states).rearm(snap, states, include_market_data)
 
 
 class Evaluation:
