@@ -48,6 +48,11 @@ class CollectorSettings:
 
 
 @dataclass(frozen=True)
+class OutboxSettings:
+    max_age: float = 1800  # seconds: an alert undelivered this long is expired, not sent late
+
+
+@dataclass(frozen=True)
 class ChatPlatformSettings:
     """A chat platform's connection. `token` comes from the file or the environment and is a
     secret: never logged (see bot/logs.py)."""
@@ -79,6 +84,7 @@ class Settings:
     discord: ChatPlatformSettings = field(
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
 
     @property
     def secrets(self) -> list[str]:
@@ -182,6 +188,7 @@ class _Reader:
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
     tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram", "discord"}
+    tables.add("outbox")
     for key in sorted(set(raw) - tables):
         reader.problems.append(f"{key}: unknown table")
 
@@ -239,9 +246,15 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
+    outbox_raw = reader.table("outbox", {"max_age"})
+    outbox = OutboxSettings(
+        reader.value(outbox_raw, "outbox", "max_age", parse_duration, OutboxSettings.max_age)
+    )
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Settings(storage, exchanges, collector, log_level, defaults, telegram, discord)
+    return Settings(
+        storage, exchanges, collector, log_level, defaults, telegram, discord, outbox=outbox
+    )
 
 
 def _chat_platform(

@@ -76,7 +76,11 @@ class App:
             )
             channels[discord.PLATFORM] = Channel(self.discord.send, DISCORD_CONCURRENCY)
         self.core = Core(
-            self.db, now_ms(), channels, health=lambda: [c.health for c in self.collectors]
+            self.db,
+            now_ms(),
+            channels,
+            health=lambda: [c.health for c in self.collectors],
+            outbox_max_age=settings.outbox.max_age,
         )
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
         chat_platforms = self.telegram is not None or self.discord is not None

@@ -127,3 +127,14 @@ def create_alert_tables(db: Database) -> None:
 def drop_events_ts_index(db: Database) -> None:
     """Events are pruned by rowid (see market_data.prune); the index cost every insert ~1 µs."""
     db.execute("DROP INDEX IF EXISTS idx_events_ts")
+
+
+@migrations()
+def structure_outbox(db: Database) -> None:
+    """Alerts as data (JSON, rendered per platform at delivery), retry times, the parts of a
+    split message already delivered, and an index that finds each chat's oldest pending row."""
+    outbox = db.table("outbox")
+    outbox.add_column("alerts", str)
+    outbox.add_column("next_attempt_at", int)
+    outbox.add_column("parts_sent", int, not_null_default=0)
+    outbox.create_index(["platform", "status", "chat_id"])

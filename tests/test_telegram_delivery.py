@@ -19,12 +19,13 @@ from urllib.parse import quote
 
 import pytest
 
+from bot.alert import plain
 from bot.commands import PRESETS
 from bot.config import load_settings
 from bot.formatting import split_message
 from bot.logs import REDACTED, RedactSecrets, configure_logging
 from bot.main import App
-from bot.outbox import DeliveryError, OutboxWorker
+from bot.outbox import DeliveryError, OutboxWorker, Progress
 from bot.recorder import now_ms
 from bot.subscriptions import Subscription, Thresholds
 from storage import alerts
@@ -47,9 +48,9 @@ class Deliveries:
         self._changed = asyncio.Event()
         inner = worker.send
 
-        async def send(row: OutboxRow) -> None:
+        async def send(row: OutboxRow, progress: Progress) -> None:
             try:
-                await inner(row)
+                await inner(row, progress)
             except DeliveryError as error:
                 self._record(row.id, error)
                 raise
@@ -86,7 +87,7 @@ class Bot:
     def alert(self, chat_id: int, text: str) -> int:
         """Record an alert in the outbox as the engine does, wake the worker; its outbox id."""
         item = OutboxItem(
-            f"test-{next(_keys)}", "telegram", str(chat_id), "window", "BTC", None, text
+            f"test-{next(_keys)}", "telegram", str(chat_id), "window", "BTC", None, (plain(text),)
         )
         with self.app.db.atomic():
             alerts.enqueue(self.app.db, [item], now_ms())
@@ -161,19 +162,22 @@ async def test_a_flood_answer_is_waited_out_and_the_alert_arrives_once(
         fake.fail_next("sendMessage", 429, body=flood(1))
         started = fake.clock() / 1000
         outbox_id = bot.alert(3001, "$352M liquidated in 1h, 90% longs\nBTC $200M")
-        await bot.deliveries.wait_for(1)
+        await bot.deliveries.wait_for(2)
 
-        assert bot.deliveries.outcomes == [(outbox_id, None)]  # waited out inside one attempt
+        # The wait is scheduled as the row's next attempt: no delivery slot sleeps through it.
+        (_, flooded), (_, delivered) = bot.deliveries.outcomes
+        assert flooded is not None and flooded.retry_after == 1.0
+        assert delivered is None
         sent = [m for m in fake.sent if m.chat_id == 3001]
         assert [m.text for m in sent] == ["$352M liquidated in 1h, 90% longs\nBTC $200M"]
         assert sent[0].time - started >= 1.0 - 0.002  # the fake's clock counts whole ms
         assert len(bot.raw_texts(3001)) == 2  # the refused call, then the one that arrived
         row = bot.outbox(outbox_id)
-        assert (row["status"], row["attempts"], row["error"]) == ("sent", 1, None)
+        assert (row["status"], row["attempts"], row["error"]) == ("sent", 2, None)
 
         # Nothing else broke: the next alert and a command go through as usual.
         second = bot.alert(3002, "second")
-        await bot.deliveries.wait_for(2)
+        await bot.deliveries.wait_for(3)
         assert fake.messages_to(3002) == ["second"]
         assert bot.outbox(second)["status"] == "sent"
         assert (await bot.say(3003, 3003, "/help")).startswith("/start - ")
