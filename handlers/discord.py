@@ -4,6 +4,7 @@ one command core, alerts as embeds, delivery paced per channel. No command logic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -137,6 +138,8 @@ class DiscordBot:
         )
         try:
             if interaction.response.is_done():
+                with contextlib.suppress(discord.NotFound):  # no "thinking" placeholder left
+                    await interaction.delete_original_response()
                 await interaction.followup.send(FAILED_REPLY, ephemeral=True)
             else:
                 await interaction.response.send_message(FAILED_REPLY, ephemeral=True)
@@ -161,12 +164,14 @@ class DiscordBot:
         await self._respond(interaction, reply)
 
     async def _respond(self, interaction: discord.Interaction, reply: Reply) -> None:
-        """The reply: as the interaction's response, or after a deferral as follow-ups (the
-        first replaces the "thinking" message, so it is public even for a refusal)."""
+        """The reply: as the interaction's response, or after a deferral as follow-ups. A
+        refusal is for the user alone: its public "thinking" placeholder is removed first."""
         parts = split_message(discord.utils.escape_markdown(reply.text), MAX_CONTENT)
         view = self._buttons(reply)
         extra: dict[str, Any] = {} if view is None else {"view": view}
         if interaction.response.is_done():
+            if reply.refusal:
+                await interaction.delete_original_response()
             await interaction.followup.send(parts[0], ephemeral=reply.refusal, **extra)
         else:
             await interaction.response.send_message(parts[0], ephemeral=reply.refusal, **extra)

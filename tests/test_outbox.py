@@ -251,3 +251,12 @@ async def test_parts_that_arrived_are_stored_so_a_new_process_sends_only_the_res
     assert sent_parts == [0, 1]
     assert rows(db, "a")[0]["status"] == "sent"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_row_recorded_before_alerts_were_structured_reads_as_its_text() -> None:
+    db = open_database(None)
+    enqueue(db, "a", "placeholder", 1_000)
+    db.execute("UPDATE outbox SET alerts = NULL, text = ?", ["$1M liquidated in 1h\nVenues: OKX"])
+    [row] = alerts.due(db, PLATFORM, 1_000, 1)
+    assert row.text == "$1M liquidated in 1h\nVenues: OKX"
+    assert row.alerts[0].first_line == "$1M liquidated in 1h"
