@@ -60,7 +60,9 @@ def text_of(alerts: Sequence[Alert]) -> str:
 
 
 def to_json(alerts: Sequence[Alert]) -> str:
-    return json.dumps([_encode(alert) for alert in alerts], ensure_ascii=False)
+    return json.dumps(
+        [_encode(alert) for alert in alerts], ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def from_json(stored: str) -> tuple[Alert, ...]:

@@ -32,6 +32,7 @@ RETRY_CAP = 300.0  # the longest wait between two attempts
 DEFAULT_MAX_AGE = 1800.0  # seconds: an alert not delivered by then is expired, not sent late
 BATCH = 200  # chats' oldest rows read at once
 IDLE = 60.0  # seconds between looks at the outbox when nothing wakes the worker
+SWEEP_EVERY = 10.0  # seconds between sweeps that expire stale rows (each row is checked anyway)
 
 
 class DeliveryError(Exception):
@@ -102,6 +103,7 @@ class OutboxWorker:
         self.jitter = jitter
         self._queue: deque[OutboxRow] = deque()  # chats' oldest due rows, not yet started
         self._stale = True  # the queue may be out of date: read it again
+        self._swept_at = -SWEEP_EVERY
         self._busy_chats: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -138,12 +140,14 @@ class OutboxWorker:
         now = self.clock.now_ms()
         if self._stale or not self._queue:
             self._stale = False
-            cutoff = now - self.max_age_ms
-            expired = await self.writer.call(
-                lambda db: alerts.expire(db, self.platform, cutoff, now)
-            )
-            if expired:
-                log.warning("%s: %d undelivered alert(s) expired", self.platform, expired)
+            if self.clock.monotonic() - self._swept_at >= SWEEP_EVERY:
+                self._swept_at = self.clock.monotonic()
+                cutoff = now - self.max_age_ms
+                expired = await self.writer.call(
+                    lambda db: alerts.expire(db, self.platform, cutoff, now)
+                )
+                if expired:
+                    log.warning("%s: %d undelivered alert(s) expired", self.platform, expired)
             busy = self._busy_chats
             rows = alerts.due(self.db, self.platform, now, BATCH + len(busy))
             self._queue = deque(row for row in rows if row.chat_id not in busy)

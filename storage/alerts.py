@@ -61,11 +61,22 @@ _ROW = (
 )
 
 
-def _row(values: tuple[Any, ...]) -> OutboxRow:
-    id_, platform, chat_id, rule, asset, side, stored, text, attempts, parts, created = values
-    # Rows recorded before alerts were structured have only their text.
-    message = from_json(stored) if stored is not None else (plain(text, rule, side),)
-    return OutboxRow(id_, platform, chat_id, rule, asset, side, message, attempts, parts, created)
+def _rows(cursor: Iterable[tuple[Any, ...]]) -> list[OutboxRow]:
+    """Rows as records; many chats get the same message, so each distinct one is decoded once."""
+    decoded: dict[str, tuple[Alert, ...]] = {}
+    rows = []
+    for values in cursor:
+        id_, platform, chat_id, rule, asset, side, stored, text, attempts, parts, created = values
+        if stored is None:  # recorded before alerts were structured: only its text
+            message: tuple[Alert, ...] = (plain(text, rule, side),)
+        else:
+            if stored not in decoded:
+                decoded[stored] = from_json(stored)
+            message = decoded[stored]
+        rows.append(
+            OutboxRow(id_, platform, chat_id, rule, asset, side, message, attempts, parts, created)
+        )
+    return rows
 
 
 def _subscription_row(sub: Subscription) -> dict[str, Any]:
@@ -192,15 +203,18 @@ def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
 def due(db: Database, platform: str, now: int, limit: int) -> list[OutboxRow]:
     """Each chat's oldest pending row, when it is due (never tried, or its retry time has come),
     oldest first: one chat's backlog or failures never hold back the others'."""
-    return [
-        _row(values)
-        for values in db.execute(
-            f"{_ROW} WHERE id IN (SELECT MIN(id) FROM outbox WHERE platform = ? AND status = ?"
-            " GROUP BY chat_id) AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+    return _rows(
+        db.execute(
+            # Pending rows in id order (index on platform, status), each kept when no older
+            # pending row of its chat exists (a seek in the platform, status, chat_id index).
+            f"{_ROW} AS o WHERE platform = ? AND status = ?"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.platform = o.platform"
+            " AND p.status = o.status AND p.chat_id = o.chat_id AND p.id < o.id)"
             " ORDER BY id LIMIT ?",
             [platform, PENDING, now, limit],
         )
-    ]
+    )
 
 
 def next_attempt_at(db: Database, platform: str, now: int) -> int | None:
@@ -243,12 +257,16 @@ def mark_parts_sent(db: Database, outbox_id: int, parts: int, now: int) -> None:
 
 
 def expire(db: Database, platform: str, created_before: int, now: int) -> int:
-    """Mark pending rows recorded before `created_before` expired; how many were."""
+    """Mark pending rows recorded before `created_before` expired; how many were. Ids follow
+    recording time, so only the rows older than the oldest fresh one are visited: a sweep that
+    finds nothing stale costs an index step, not a scan of every pending row."""
     with db.atomic():
         cursor = db.execute(
             "UPDATE outbox SET status = ?, error = 'expired undelivered', updated_at = ?"
-            " WHERE platform = ? AND status = ? AND created_at < ?",
-            [EXPIRED, now, platform, PENDING, created_before],
+            " WHERE platform = ? AND status = ? AND created_at < ? AND id < COALESCE("
+            "(SELECT id FROM outbox WHERE platform = ? AND status = ? AND created_at >= ?"
+            " ORDER BY id LIMIT 1), 9223372036854775807)",
+            [EXPIRED, now, platform, PENDING, created_before, platform, PENDING, created_before],
         )
     return cursor.rowcount
 
@@ -256,8 +274,7 @@ def expire(db: Database, platform: str, created_before: int, now: int) -> int:
 def held(db: Database) -> dict[tuple[str, str], list[OutboxRow]]:
     """Alerts held back by quiet hours, by (platform, chat id)."""
     by_chat: dict[tuple[str, str], list[OutboxRow]] = {}
-    for values in db.execute(f"{_ROW} WHERE status = ? ORDER BY id", [HELD]):
-        item = _row(values)
+    for item in _rows(db.execute(f"{_ROW} WHERE status = ? ORDER BY id", [HELD])):
         by_chat.setdefault((item.platform, item.chat_id), []).append(item)
     return by_chat
 
