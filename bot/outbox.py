@@ -201,14 +201,12 @@ class OutboxWorker:
         await self.writer.call(lambda db: alerts.mark_sent(db, row.id, at))
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
-        if error.moved_to is not None:  # the row moves with the chat and is tried again there
-            self.on_chat_change(self.platform, row.chat_id, error.moved_to)
-            self._stale = True
-            return
         attempts = row.attempts + 1
         final = error.permanent or attempts >= MAX_ATTEMPTS
         now = self.clock.now_ms()
         delay = max(error.retry_after or 0.0, backoff(attempts, self.jitter()))
+        if error.moved_to is not None and not final:
+            delay = 0.0  # the chat has a new id: the row moves with it and is tried there now
         retry_at = None if final else now + round(delay * 1000)
         await self.writer.call(lambda db: alerts.mark_failed(db, row.id, now, str(error), retry_at))
         log.warning(
@@ -221,3 +219,6 @@ class OutboxWorker:
         )
         if error.chat_gone:
             self.on_chat_change(self.platform, row.chat_id, None)
+        elif error.moved_to is not None and not final:
+            self.on_chat_change(self.platform, row.chat_id, error.moved_to)
+            self._stale = True

@@ -328,7 +328,7 @@ async def test_an_alert_to_a_migrated_group_follows_it(
         assert bot.subscription(old) is None
         assert bot.subscription(new) == replace(sub, chat_id=str(new))
         row = bot.outbox(outbox_id)
-        assert (row["chat_id"], row["status"], row["attempts"]) == (str(new), "sent", 1)
+        assert (row["chat_id"], row["status"], row["attempts"]) == (str(new), "sent", 2)
 
 
 # -- what arrives -----------------------------------------------------------------------------
