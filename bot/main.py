@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -17,8 +18,8 @@ from sqlite_utils import Database
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
-from bot.events import OpenInterest
-from bot.feeds import Collector
+from bot.events import OpenInterest, merge_health
+from bot.feeds import Collector, send_new
 from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
@@ -76,7 +77,10 @@ class App:
             )
             channels[discord.PLATFORM] = Channel(self.discord.send, DISCORD_CONCURRENCY)
         self.core = Core(
-            self.db, now_ms(), channels, health=lambda: [c.health for c in self.collectors]
+            self.db,
+            now_ms(),
+            channels,
+            health=lambda: merge_health(c.health for c in self.collectors),
         )
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
         chat_platforms = self.telegram is not None or self.discord is not None
@@ -108,11 +112,11 @@ class App:
                 if platform is not None:
                     tasks.append(asyncio.create_task(platform.run()))
             tasks += [
-                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
-                for collector in self.collectors
+                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}-{i}")
+                for i, collector in enumerate(self.collectors)
             ]
             scheduler.start()
-            log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
+            log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
             try:
                 await stop.wait()
             finally:
@@ -120,18 +124,17 @@ class App:
                 scheduler.shutdown(wait=False)
                 await cancel_all(tasks)  # the recorder last, so its final flush sees all
 
-    def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
+    def _sources(self, session: aiohttp.ClientSession) -> list[tuple[Source, list[Collector]]]:
         last_seen = {
             row["venue"]: row["last_message_at"] for row in market_data.read_health(self.db)
         }
-        sources: list[Source] = []
+        sources: list[tuple[Source, list[Collector]]] = []
         for exchange in self.settings.enabled_exchanges:
             rest = RestClient(session, exchange.name, exchange.rest_url)
             source = SOURCE_TYPES[exchange.name](rest, exchange.ws_url)
-            sources.append(source)
-            self.collectors.append(
+            collectors = [
                 Collector(
-                    source.stream(),
+                    spec,
                     session,
                     exchange,
                     self.settings.collector,
@@ -139,13 +142,16 @@ class App:
                     self.recorder.add_gap,
                     gap_since=last_seen.get(exchange.name),
                 )
-            )
+                for spec in source.streams()
+            ]
+            sources.append((source, collectors))
+            self.collectors += collectors
         return sources
 
-    def _scheduler(self, sources: list[Source]) -> AsyncIOScheduler:
+    def _scheduler(self, sources: list[tuple[Source, list[Collector]]]) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         config = self.settings.collector
-        for source, collector in zip(sources, self.collectors, strict=True):
+        for source, collectors in sources:
             self._every(
                 scheduler,
                 config.funding_interval,
@@ -162,7 +168,7 @@ class App:
                 scheduler,
                 config.instruments_interval,
                 f"{source.venue}-instruments",
-                self._poll(source.venue, source.refresh_instruments, collector.send),
+                self._poll(source.venue, source.refresh_instruments, partial(send_new, collectors)),
                 start_now=False,
             )
         self._every(scheduler, CLOCK_TICK, "clock", self._tick)

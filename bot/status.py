@@ -62,6 +62,12 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
             "messages": row.get("messages", 0),
             "parse_errors": row.get("parse_errors", 0),
             "gaps": gaps.get(venue, []),
+            "ignored": row.get("ignored") or 0,
+            "symbols": row.get("symbols") or 0,
+            "refused_subscriptions": row.get("refused") or 0,
+            "retrying_since": iso_utc(row.get("retrying_since")) if fresh else None,
+            "last_error": row.get("last_error") if fresh else None,
+            "next_attempt_at": iso_utc(row.get("next_attempt_at")) if fresh else None,
         }
     return {
         "generated_at": iso_utc(now),
@@ -136,9 +142,19 @@ def render_status(
     for venue, source in status["sources"].items():
         state = "connected" if source["connected"] else "DISCONNECTED"
         lines.append(
-            f"  {venue:<8} {state}, last message {source['last_message_at'] or 'never'}, "
+            f"  {venue:<8} {state}, {source['symbols']} symbols, "
+            f"last message {source['last_message_at'] or 'never'}, "
             f"{source['reconnects']} reconnects, {len(source['gaps'])} gaps in 24h, "
-            f"{source['parse_errors']} bad frames"
+            f"{source['parse_errors']} bad frames, {source['ignored']} ignored"
         )
+        if source["refused_subscriptions"]:
+            lines.append(
+                f"           {source['refused_subscriptions']} subscriptions REFUSED by the venue"
+            )
+        if source["retrying_since"]:
+            lines.append(
+                f"           retrying since {source['retrying_since']}: {source['last_error']};"
+                f" next attempt {source['next_attempt_at']}"
+            )
     lines += ["", f"Note: {THROTTLED_NOTE}"]
     return "\n".join(lines)
