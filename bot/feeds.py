@@ -87,6 +87,11 @@ class Collector:
         self._topics_added = asyncio.Event()
         self.health_changed = asyncio.Event()  # set on every update of `health`; for waiters
 
+    def current_health(self) -> SourceHealth:
+        """`health`, with the instruments covered counted now (a list reload changes them)."""
+        self.health.symbols = self.spec.symbols()
+        return self.health
+
     async def send(self, frames: list[str]) -> None:
         """Send frames on the live connection (new subscriptions); while disconnected the next
         connection subscribes to everything anyway (and an idle one is woken to do so)."""

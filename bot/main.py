@@ -80,7 +80,7 @@ class App:
             self.db,
             now_ms(),
             channels,
-            health=lambda: merge_health(c.health for c in self.collectors),
+            health=lambda: merge_health(c.current_health() for c in self.collectors),
         )
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
         chat_platforms = self.telegram is not None or self.discord is not None
