@@ -37,18 +37,30 @@ def _window_json(totals: WindowTotals, venues: list[str]) -> dict[str, Any]:
     }
 
 
+def _merged_gaps(rows: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    """Gaps per venue with overlapping ones merged: each of Bybit's connections records its own
+    gap when the venue goes away, and one outage should read as one gap."""
+    merged: list[tuple[str, int, int]] = []
+    last: dict[str, int] = {}  # venue -> index in `merged` of its latest gap
+    for row in sorted(rows, key=lambda r: (r["venue"], r["start_ts"])):
+        venue, start, end = row["venue"], row["start_ts"], row["end_ts"]
+        index = last.get(venue)
+        if index is not None and start <= merged[index][2]:
+            merged[index] = (venue, merged[index][1], max(end, merged[index][2]))
+        else:
+            last[venue] = len(merged)
+            merged.append((venue, start, end))
+    return sorted(merged, key=lambda gap: gap[1])
+
+
 def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
     market = MarketState(now)
     market.load_rollups(market_data.read_rollups(db, market.minute - HISTORY_MINUTES))
     venues = [exchange.name for exchange in settings.enabled_exchanges]
     gaps: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-    for gap in market_data.read_gaps(db, now - GAPS_SINCE_MS):
-        gaps[gap["venue"]].append(
-            {
-                "from": iso_utc(gap["start_ts"]),
-                "to": iso_utc(gap["end_ts"]),
-                "seconds": round((gap["end_ts"] - gap["start_ts"]) / 1000, 3),
-            }
+    for venue, start, end in _merged_gaps(market_data.read_gaps(db, now - GAPS_SINCE_MS)):
+        gaps[venue].append(
+            {"from": iso_utc(start), "to": iso_utc(end), "seconds": round((end - start) / 1000, 3)}
         )
     health = {row["venue"]: row for row in market_data.read_health(db)}
     sources = {}

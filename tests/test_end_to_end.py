@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
-from bot.config import load_settings
+from bot.config import load_settings, settings_from_dict
+from bot.events import Gap, SourceHealth, merge_health
 from bot.main import App
 from bot.recorder import now_ms
+from bot.status import build_status, render_status
+from storage import market_data, open_database
 from tests.fakes import (
     FakeBinance,
     FakeBybit,
@@ -337,3 +340,36 @@ async def test_run_against_real_universes_gives_exact_totals_and_only_live_perpe
     assert sources["okx"]["reconnects"] == 1
     assert sources["okx"]["ignored"] >= 3  # two acks, the notice, the unknown instrument
     assert bybit.refused_for_length == 0
+
+
+def test_status_merges_shard_health_and_gaps_into_one_source(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "liq.db")
+    now = now_ms()
+    shards = [
+        SourceHealth("bybit", True, now - 5_000, 1, 40, 1, 3, 402, 0),
+        SourceHealth("bybit", True, now - 2_000, 1, 60, 0, 2, 401, 2),
+        SourceHealth("bybit", False, None, 0, 0, 0, 0, 0, 0),  # idle: no topics yet
+    ]
+    [bybit] = merge_health(shards)
+    assert bybit == SourceHealth("bybit", True, now - 2_000, 2, 100, 1, 5, 803, 2)
+    with db.atomic():
+        market_data.save_health(db, [bybit], now)
+        # Each connection recorded the same outage; a separate later one stays apart.
+        market_data.save_gaps(
+            db,
+            [
+                Gap("bybit", now - 60_000, now - 50_000),
+                Gap("bybit", now - 59_990, now - 49_000),
+                Gap("bybit", now - 30_000, now - 29_000),
+            ],
+        )
+    settings = settings_from_dict({"exchanges": {"binance": {"enabled": False}}})
+    status = build_status(db, settings, now)
+    source = status["sources"]["bybit"]
+    assert [g["seconds"] for g in source["gaps"]] == [11.0, 1.0]
+    assert (source["symbols"], source["ignored"], source["refused_subscriptions"]) == (803, 5, 2)
+    assert source["parse_errors"] == 1 and source["retrying_since"] is None
+    text = render_status(status)
+    assert "  bybit    connected, 803 symbols, " in text
+    assert "2 gaps in 24h, 1 bad frames, 5 ignored" in text
+    assert "2 subscriptions REFUSED by the venue" in text
