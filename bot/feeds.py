@@ -46,6 +46,8 @@ class StreamSpec:
     tally: Tally = field(default_factory=Tally)
     control: Callable[[Any], Control | None] | None = None  # refused subscriptions, notices
     symbols: Callable[[], int] = int  # instruments covered, for status
+    # Reloads the instrument list when a push names instruments it lacks (`tally.unknown`).
+    reload: Callable[[], Awaitable[None]] | None = None
     # A connection with no topics to subscribe waits for some instead of connecting (a Bybit
     # shard before new listings reach it).
     idle_without_topics: bool = False
@@ -220,6 +222,8 @@ class Collector:
                 last_input = now
                 if self._handle_text(message.data):
                     last_data = now
+                if spec.tally.unknown and spec.reload is not None:
+                    await spec.reload()  # a push named instruments newer than the list
             if now - last_data >= self.silence_timeout:
                 raise StreamSilent
             if now >= recycle_at:

@@ -236,7 +236,7 @@ class OkxSource:
         self.ws_url = ws_url
         self.contracts: dict[str, okx.Contract] = {}
         self._tally = Tally()
-        self._refresh: asyncio.Task[list[list[str]]] | None = None
+        self._reloaded_at = float("-inf")
 
     def streams(self) -> list[StreamSpec]:
         return [
@@ -252,31 +252,28 @@ class OkxSource:
                 tally=self._tally,
                 control=okx.control,
                 symbols=lambda: len(self.contracts),
+                reload=self._reload_for_unknown,
             )
         ]
 
+    # A push may name an instrument listed after the last reload; reload at most this often
+    # (an instrument that stays unknown, say a suspended one, must not cause a reload storm).
+    RELOAD_COOLDOWN = 60.0
+
     def _parse(self, frame: Any, recv_ts: int) -> list[Liquidation] | None:
-        events = okx.parse_liquidations(frame, recv_ts, self.contracts, self._tally)
-        if self._tally.unknown and (self._refresh is None or self._refresh.done()):
-            log.info(
-                "okx: %s not in the instrument list yet; reloading it",
-                ", ".join(sorted(self._tally.unknown)),
-            )
-            self._tally.unknown.clear()
-            self._refresh = asyncio.get_running_loop().create_task(self._refresh_logged())
-        return events
+        return okx.parse_liquidations(frame, recv_ts, self.contracts, self._tally)
 
-    async def reloaded(self) -> None:
-        """Wait for a reload started by an unknown instrument, if one is under way."""
-        if self._refresh is not None:
-            await self._refresh
-
-    async def _refresh_logged(self) -> list[list[str]]:
+    async def _reload_for_unknown(self) -> None:
+        unknown = sorted(self._tally.unknown)
+        self._tally.unknown.clear()
+        if time.monotonic() - self._reloaded_at < self.RELOAD_COOLDOWN:
+            return
+        self._reloaded_at = time.monotonic()
+        log.info("okx: %s not in the instrument list; reloading it", ", ".join(unknown[:10]))
         try:
-            return await self.refresh_instruments()
+            await self.refresh_instruments()
         except (RestError, *MALFORMED) as error:
             log.warning("okx: reloading instruments failed: %s", error)
-            return [[]]
 
     async def _ensure_instruments(self) -> None:
         if not self.contracts:

@@ -305,10 +305,8 @@ async def test_okx_push_naming_a_new_instrument_keeps_the_rest_and_reloads_the_l
         assert (sink.events[0].symbol, sink.events[0].usd) == ("ETH-USDT-SWAP", 30 * 0.1 * 3000)
         instrument_calls = lambda: [p for p, _ in fake.requests if p.endswith("/instruments")]  # noqa: E731
         await fake.wait_until(lambda: len(instrument_calls()) == 2)
-        await source.reloaded()
-        assert "NEW-USDT-SWAP" in source.contracts
         await fake.push(liquidation_orders("NEW-USDT-SWAP", [detail("buy", "net", "2", "5", ts)]))
-        await sink.wait_for(lambda: len(sink.events) == 2)
+        await sink.wait_for(lambda: len(sink.events) == 2)  # reloaded before reading on
         assert (sink.events[1].position, sink.events[1].usd) == ("short", 2 * 10 * 5.0)
         assert (collector.health.parse_errors, collector.health.symbols) == (0, 1)
         await stop(task)
