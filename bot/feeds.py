@@ -1,9 +1,11 @@
 """Websocket connection loops for the liquidation streams.
 
-One `Collector` per venue keeps one connection alive: it subscribes, answers the venue's
-keep-alive, treats a connection that stays silent as broken (a socket can be open while the feed
-is dead: Binance's old `/ws` base does exactly that), reconnects with capped, jittered
-exponential backoff, and records every gap in which nothing could be received.
+One `Collector` per connection (one per venue; Bybit needs several) keeps it alive: it
+subscribes, answers the venue's keep-alive, treats a connection that stays silent as broken (a
+socket can be open while the feed is dead: Binance's old `/ws` base does exactly that),
+reconnects with capped, jittered exponential backoff, and records every gap in which nothing
+could be received. It counts malformed frames apart from the expected ones it ignores (acks,
+pongs, notices), counts refused subscriptions and reconnects at once on a venue's notice.
 """
 
 from __future__ import annotations
