@@ -103,7 +103,6 @@ def test_okx_subscribe_ack_is_control_and_error_is_a_refusal() -> None:
         },
         {"e": "forceOrder", "o": {"s": "BTCUSDT", "S": "HOLD", "z": "1", "ap": "1", "T": 1}},
         {"e": "forceOrder", "o": {"s": "BTCUSDT", "S": "SELL", "z": "nan", "ap": "1", "T": 1}},
-        {"o": {}},
         [],
         "text",
     ],
@@ -112,8 +111,27 @@ def test_binance_malformed_frames_are_rejected(frame: object) -> None:
     assert binance.parse_liquidations(frame, RECV) is None
 
 
-def test_binance_other_event_types_are_ignored_not_malformed() -> None:
-    assert binance.parse_liquidations({"e": "markPriceUpdate", "s": "BTCUSDT"}, RECV) == []
+@pytest.mark.parametrize(
+    ("parse", "frame"),
+    [
+        (binance.parse_liquidations, {"e": "markPriceUpdate", "s": "BTCUSDT"}),
+        (binance.parse_liquidations, {"o": {}}),
+        (bybit.parse_liquidations, {"topic": "tickers.BTCUSDT", "data": {}}),
+        (bybit.parse_liquidations, {"topic": "allLiquidation.BTCUSDT", "data": []}),
+        (bybit.parse_liquidations, {"type": "snapshot"}),
+    ],
+)
+def test_other_event_types_and_empty_pushes_are_ignored_not_malformed(parse, frame) -> None:  # type: ignore[no-untyped-def]
+    assert parse(frame, RECV) == []
+
+
+def test_okx_other_channels_and_empty_pushes_are_ignored_not_malformed() -> None:
+    for frame in (
+        {"arg": {"channel": "tickers", "instId": "BTC-USDT-SWAP"}, "data": [{}]},
+        {"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": []},
+        {"data": []},
+    ):
+        assert okx.parse_liquidations(frame, RECV, CONTRACTS) == []
 
 
 json_values = st.recursive(

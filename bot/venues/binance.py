@@ -34,7 +34,7 @@ def parse_liquidations(frame: Any, recv_ts: int) -> list[Liquidation] | None:
         elif "result" in frame and "id" in frame:
             return []
         if frame.get("e") != "forceOrder":
-            return [] if "e" in frame else None
+            return []  # another event type, or none at all: not a liquidation
         order = frame["o"]
         symbol = order["s"]
         qty = float(order["z"]) or float(order["q"])

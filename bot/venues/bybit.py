@@ -71,7 +71,7 @@ def parse_liquidations(
     try:
         if "op" in frame:
             return []
-        if not frame["topic"].startswith(TOPIC_PREFIX):
+        if not str(frame.get("topic", "")).startswith(TOPIC_PREFIX):
             return []
         items = frame["data"]
     except MALFORMED:

@@ -49,7 +49,8 @@ def parse_liquidations(
     try:
         if "event" in frame:
             return []
-        if frame["arg"]["channel"] != "liquidation-orders":
+        arg = frame.get("arg")
+        if not isinstance(arg, dict) or arg.get("channel") != "liquidation-orders":
             return []
         items = frame["data"]
     except MALFORMED:
