@@ -387,3 +387,21 @@ def test_okx_funding_interval_is_the_gap_between_settlements() -> None:
     # A row outside the live swaps (an X-Perps FUTURES row of `instId=ANY`) makes no funding row.
     x_perp = {**data[0], "instId": "XAU-USD_UM_XPERP", "instType": "FUTURES"}
     assert okx.parse_funding_rates([x_perp], OKX_CONTRACTS) == []
+
+
+def test_okx_any_answer_gives_real_intervals_and_no_row_for_x_perps() -> None:
+    data = okx.unwrap(real("okx/funding_rate_any_rows.json"))
+    assert [row["instType"] for row in data] == ["SWAP", "SWAP", "SWAP", "FUTURES"]
+    live = {
+        inst_id: okx.Contract(1.0, inverse=False)
+        for inst_id in ("BTC-USDT-SWAP", "OKB-USDT-SWAP", "ONE-USDT-SWAP")
+    }
+    rates = okx.parse_funding_rates(data, live)
+    assert [(r.symbol, r.interval_hours, r.rate_8h) for r in rates] == [
+        ("BTC-USDT-SWAP", 8.0, 0.0001),
+        ("OKB-USDT-SWAP", 4.0, 0.0001),
+        ("ONE-USDT-SWAP", 1.0, -0.0018087460514744 * 8),
+    ]
+    # Even if an X-Perps id were in the list, its FUTURES row is not a perpetual swap's.
+    x_perp = {"XAU-USD_UM_XPERP-310502": okx.Contract(1.0, inverse=False)}
+    assert okx.parse_funding_rates(data, x_perp) == []
