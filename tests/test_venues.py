@@ -273,9 +273,20 @@ def test_binance_intervals_follow_the_settlement_grid_of_the_real_dump() -> None
     assert by_symbol["KAVAUSDT"].interval_hours == 8.0
     assert by_symbol["DIAUSDT"].interval_hours == 4.0
     assert by_symbol["DIAUSDT"].rate_8h == pytest.approx(0.00005 * 2)
-    # fundingInfo's row (the docs example, BLZUSDT at 8 h) is used when it fits the grid.
+    # fundingInfo lists adjusted symbols, 8 h ones too (GTCUSDT; BTCUSDT's disclaimer row with
+    # updateTime null); its interval is used when it fits the grid.
     intervals = binance.parse_funding_intervals(real("binance/funding_info_docs.json"))
     assert intervals == {"BLZUSDT": 8.0}
+    rows = binance.parse_funding_intervals(real("binance/funding_info_rows.json"))
+    assert rows == {"GTCUSDT": 8.0, "LPTUSDT": 4.0, "BTCUSDT": 8.0}
+    listed = {
+        r.symbol: r.interval_hours
+        for r in binance.parse_premium_index(PREMIUM_INDEX, rows, BINANCE_UNIVERSE)
+    }
+    assert (listed["GTCUSDT"], listed["BTCUSDT"]) == (8.0, 8.0)
+    # The fundingInfo rows are a month younger than the dump, in which LPTUSDT settles at 09:00:
+    # off the 4 h grid, so 1 h (what it was then) rather than fundingInfo's 4 h.
+    assert listed["LPTUSDT"] == 1.0
     assert binance.funding_interval(1750176000000, 4.0) == 4.0
     assert binance.funding_interval(1750161600000, 8.0) == 4.0
     assert binance.funding_interval(1750150800003, None) == 1.0
