@@ -58,7 +58,7 @@ def test_every_problem_is_reported_with_its_key() -> None:
         "such as 30m or 2h",
         "exchanges.kraken: unknown key (known: binance, bybit, okx)",
         "exchanges.binance.enabled: expected true or false",
-        "exchanges.binance.ws_url: expected a URL starting with ws:// or wss://",
+        "exchanges.binance.ws_url: expected a URL starting with ws:// or wss:// and a host",
     ]
 
 

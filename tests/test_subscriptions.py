@@ -37,7 +37,7 @@ LIQ_ERROR = "liq must be from $10K to $100B, or off, e.g. 250m"
 SIDE_ERROR = "side must be from 50% to 100%, or off, e.g. 80% (or any)"
 FUNDING_ERROR = "funding must be from 0.001% to 5%, or off, e.g. 0.05%"
 OI_ERROR = "oi must be from 0.5% to 100%, or off, e.g. 5%"
-WHALE_ERROR = "whale must be $10K or more, or off, e.g. 1m"
+WHALE_ERROR = "whale must be from $10K to $100B, or off, e.g. 1m"
 SPIKE_ERROR = "spike must be from 1.1x to 100x, or off, e.g. 3x"
 COOLDOWN_ERROR = "cooldown must be from 1 min to 24 h, e.g. 30m"
 
@@ -103,7 +103,7 @@ def refusal(key: str, text: str, original: Thresholds = DEFAULTS) -> str:
         ("whale", "1m", 1_000_000.0),
         ("whale", "$250K", 250_000.0),
         ("whale", "1,500,000", 1_500_000.0),
-        ("whale", "1t", 1e12),
+        ("whale", "100b", 1e11),
         ("spike", "3x", 3.0),
         ("spike", "3X", 3.0),
         ("spike", "3", 3.0),
@@ -291,9 +291,9 @@ def test_whale_refuses_an_amount_too_large_to_be_finite() -> None:
     ("key", "text", "message"),
     [
         ("liq", "1" + "0" * 400, LIQ_ERROR),
-        ("side", "nan", SIDE_ERROR),
-        ("side", "inf", SIDE_ERROR),
-        ("side", "-inf%", SIDE_ERROR),
+        ("side", "nan", f"'nan' is not understood: {SIDE_ERROR}"),
+        ("side", "inf", f"'inf' is not understood: {SIDE_ERROR}"),
+        ("side", "-inf%", f"'-inf%' is not understood: {SIDE_ERROR}"),
     ],
 )
 def test_non_finite_values_are_refused(key: str, text: str, message: str) -> None:
@@ -514,7 +514,7 @@ CONFIG_LIQ_ERROR = "min_liquidations_usd must be from $10K to $100B, or off, e.g
 CONFIG_SIDE_ERROR = "min_side_share must be from 50% to 100%, or off, e.g. 80% (or any)"
 CONFIG_FUNDING_ERROR = "funding_rate_8h must be from 0.001% to 5%, or off, e.g. 0.05%"
 CONFIG_OI_ERROR = "oi_change must be from 0.5% to 100%, or off, e.g. 5%"
-CONFIG_WHALE_ERROR = "single_liquidation_usd must be $10K or more, or off, e.g. 1m"
+CONFIG_WHALE_ERROR = "single_liquidation_usd must be from $10K to $100B, or off, e.g. 1m"
 
 BAD_DEFAULTS = {
     "window": "2h",
