@@ -17,7 +17,7 @@ from importlib.metadata import version
 
 from bot.config import ConfigError, Settings, config_path, load_settings
 from bot.errors import StartupError
-from bot.instance_lock import InstanceLocked, acquire
+from bot.instance_lock import LockError, acquire
 from bot.logs import configure_logging
 from bot.recorder import now_ms
 from storage.database import DatabaseError, file_problem
@@ -118,7 +118,7 @@ def _run(settings: Settings) -> int:
 
     try:
         lock = acquire(settings.storage.path)
-    except InstanceLocked as error:
+    except LockError as error:  # another instance holds it, or it cannot be written
         return _refuse("run", error)
     try:
         return run_forever(settings)

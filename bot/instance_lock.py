@@ -16,7 +16,11 @@ from bot.formatting import iso_utc
 from bot.recorder import now_ms
 
 
-class InstanceLocked(Exception):
+class LockError(Exception):
+    """`run` cannot hold its database; the message is one line for the person running it."""
+
+
+class InstanceLocked(LockError):
     """Another running liqbot holds the database; the message names it (pid, host, since)."""
 
 
@@ -40,8 +44,15 @@ def lock_path(database: str | Path) -> Path:
 def acquire(database: str | Path) -> InstanceLock:
     """Hold the lock next to `database`, or raise InstanceLocked at once naming its holder."""
     path = lock_path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise LockError(
+            f"{path}: cannot write the lock file next to the database ({error.strerror}): "
+            "liqbot must write there: check the folder's permissions, free disk space, and "
+            "that the disk is not mounted read-only"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

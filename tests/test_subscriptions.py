@@ -801,3 +801,35 @@ def test_quiet_hours_within_one_day(now: int, quiet: bool) -> None:
 
 def test_no_quiet_hours() -> None:
     assert not is_quiet(sub(None), JAN_15_2330_UTC)
+
+
+# -- money settings: one parser, one range; ASCII digits for every key ----------------------
+
+
+@pytest.mark.parametrize("key", ["liq", "whale"])
+@pytest.mark.parametrize("text", ["1000000000000000000000000000000", "9" * 308, "101b", "1t"])
+def test_every_money_setting_has_the_same_upper_bound(key: str, text: str) -> None:
+    error = LIQ_ERROR if key == "liq" else WHALE_ERROR
+    assert refusal(key, text) == error
+
+
+def test_whale_and_liq_share_their_bounds_and_parser() -> None:
+    assert set_threshold(DEFAULTS, "whale", "100b").whale == 100_000_000_000
+    assert set_threshold(DEFAULTS, "liq", "100b").liq == 100_000_000_000
+    assert refusal("whale", "10^30") == f"'10^30' is not understood: {WHALE_ERROR}"
+
+
+TO_ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+ASCII_FORMS = {"liq": "50m", "side": "80%", "funding": "0.05%", "oi": "5%", "whale": "5m"}
+ASCII_FORMS |= {"spike": "3x", "cooldown": "30m"}
+ARABIC_INDIC = {key: text.translate(TO_ARABIC_INDIC) for key, text in ASCII_FORMS.items()}
+
+
+@pytest.mark.parametrize(("key", "text"), ARABIC_INDIC.items())
+def test_non_ascii_digits_are_refused_for_every_key(key: str, text: str) -> None:
+    assert refusal(key, text).startswith(f"{text!r} is not understood: {key} must be")
+
+
+@pytest.mark.parametrize("text", ["nan%", "1e0", "inf", "0x50"])
+def test_a_share_reads_plain_numbers_only(text: str) -> None:
+    assert refusal("side", text) == f"{text!r} is not understood: {SIDE_ERROR}"
