@@ -97,3 +97,108 @@ def test_invalid_toml_and_missing_file_are_reported(tmp_path: Path) -> None:
         load_settings(broken)
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "missing.toml")
+
+
+# -- every value `run` would choke on is caught here ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (
+            {"storage": {"events_retention_days": 1e308}},
+            "storage.events_retention_days: expected a number of days from 1 to 3650",
+        ),
+        (
+            {"storage": {"rollups_retention_days": 0.01}},
+            "storage.rollups_retention_days: expected a number of days from 1 to 3650",
+        ),
+        (
+            {"collector": {"funding_interval": "0.001s"}},
+            "collector.funding_interval: expected from 10s to 1d",
+        ),
+        (
+            {"collector": {"open_interest_interval": 1e308}},
+            "collector.open_interest_interval: expected from 10s to 1d",
+        ),
+        (
+            {"collector": {"instruments_interval": "1s"}},
+            "collector.instruments_interval: expected from 1m to 7d",
+        ),
+        (
+            {"exchanges": {"okx": {"silence_timeout": "0.01s"}}},
+            "exchanges.okx.silence_timeout: expected from 1s to 1d",
+        ),
+        (
+            {"exchanges": {"binance": {"rest_url": "http://"}}},
+            "exchanges.binance.rest_url: expected a URL starting with http:// or https:// and a "
+            "host: 'http://' has no host",
+        ),
+        (
+            {"exchanges": {"bybit": {"ws_url": "wss://:443/x"}}},
+            "exchanges.bybit.ws_url: expected a URL starting with ws:// or wss:// and a host: "
+            "'wss://:443/x' has no host",
+        ),
+        (
+            {"telegram": {"api_url": "https://host:port"}},
+            "telegram.api_url: expected a URL starting with http:// or https:// and a host: "
+            "'https://host:port' is not a valid URL",
+        ),
+        ({"telegram": {"token": ""}}, "telegram.token: expected the bot token (it is blank)"),
+        ({"discord": {"token": "  \t"}}, "discord.token: expected the bot token (it is blank)"),
+        (
+            {"discord": {"token": "abc def"}},
+            "discord.token: a bot token has no spaces or line breaks: copy it again",
+        ),
+        (
+            {"telegram": {"token": "not a token"}},
+            "telegram.token: a bot token has no spaces or line breaks: copy it again",
+        ),
+        (
+            {"telegram": {"token": "just-letters"}},
+            "telegram.token: not a Telegram bot token (it reads <digits>:<letters>, as "
+            "@BotFather gives it)",
+        ),
+        ({"storage": {"path": "   "}}, "storage.path: expected a non-empty string"),
+        (
+            {"token": "123456:ABC"},
+            "token: belongs in a table: write it as [telegram] token (or [discord] token)",
+        ),
+        ({"path": "x.db"}, "path: belongs in a table: write it as [storage] path"),
+    ],
+)
+def test_values_run_would_choke_on_are_problems(raw: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(raw)
+    assert caught.value.problems == [problem]
+
+
+def test_a_blank_token_in_the_environment_is_a_problem_and_an_empty_one_is_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "   ")
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict({})
+    assert caught.value.problems == [
+        "TELEGRAM_BOT_TOKEN (environment): expected the bot token (it is blank)"
+    ]
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "")
+    assert not settings_from_dict({}).telegram.enabled
+
+
+def test_check_config_never_prints_a_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[telegram]\ntoken = "secret-without-an-id"\n')
+    assert main(["--config", str(bad), "check-config"]) == 2
+    out, err = capsys.readouterr()
+    assert "secret" not in out + err
+    assert "telegram.token: not a Telegram bot token" in err
+
+
+def test_the_ranges_keep_the_example_and_the_test_harness_valid() -> None:
+    settings = settings_from_dict(
+        {"collector": {"reconnect_min": "0.05s", "reconnect_max": "0.2s", "funding_interval": 10}}
+    )
+    assert (settings.collector.reconnect_min, settings.collector.funding_interval) == (0.05, 10)
