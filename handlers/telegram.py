@@ -63,8 +63,9 @@ ADMINS = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
 # The update types the handlers below use, and so the only ones asked of Telegram.
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
-# Updates handled at once: a chat waiting out its pace holds up only its own replies.
-CONCURRENT_UPDATES = 64
+# Updates handled at once (PTB's default for concurrent handling, and its connection pool's
+# size): a chat waiting out its pace holds up only its own replies, not the next chat's.
+CONCURRENT_UPDATES = 256
 ChatEvent = Callable[[str, str, str | None], None]
 
 
