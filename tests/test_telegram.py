@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import commands
 from bot.config import load_settings
 from bot.main import App
 from bot.recorder import now_ms
@@ -180,5 +181,21 @@ async def test_an_edited_message_does_not_run_its_command(
         assert alerts.load_subscription(app.db, "telegram", str(ALICE)) is None
         polls = [params for method, params in telegram.calls if method == "getUpdates"]
         assert polls[0]["allowed_updates"] == ["message", "callback_query", "my_chat_member"]
+    stop.set()
+    await task
+
+
+async def test_a_member_spamming_a_group_leaves_the_admin_answered(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "COMMAND_RATE", 2)  # the budget, small to keep this quick
+    _, stop, task = await start_app(tmp_path, fakes, telegram)
+    async with asyncio.timeout(WAIT * 2):
+        for _ in range(2):
+            await say(telegram, GROUP, GROUP_MEMBER, "/subscribe", "Only the chat's administrators")
+        await say(telegram, GROUP, GROUP_MEMBER, "/subscribe", "Too many commands")
+        telegram.enqueue(telegram.command(GROUP, GROUP_MEMBER, "/subscribe", chat_type="group"))
+        await say(telegram, GROUP, GROUP_ADMIN, "/subscribe", "Subscribed.")
+        assert len(telegram.messages_to(GROUP)) == 4  # the 4th spam got no reply
     stop.set()
     await task
