@@ -161,6 +161,8 @@ def _duration(key: str) -> Callable[[Any], float]:
     low, high = DURATION_RANGES[key]
 
     def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError("expected a duration such as 30s, 5m, 2h or a number of seconds")
         seconds = parse_duration(value)
         if not (math.isfinite(seconds) and low <= seconds <= high):
             raise ValueError(f"expected from {_seconds_text(low)} to {_seconds_text(high)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,46 @@ def test_the_ranges_keep_the_example_and_the_test_harness_valid() -> None:
         {"collector": {"reconnect_min": "0.05s", "reconnect_max": "0.2s", "funding_interval": 10}}
     )
     assert (settings.collector.reconnect_min, settings.collector.funding_interval) == (0.05, 10)
+
+
+KEYS_BY_TABLE = {
+    "storage": ["path", "events_retention_days", "rollups_retention_days"],
+    "collector": [
+        "funding_interval",
+        "open_interest_interval",
+        "instruments_interval",
+        "reconnect_min",
+        "reconnect_max",
+        "recycle_after",
+    ],
+    "exchanges.okx": ["enabled", "ws_url", "rest_url", "silence_timeout"],
+    "logging": ["level"],
+    "telegram": ["token", "api_url"],
+    "discord": ["token", "api_url", "gateway_url"],
+    "defaults": [
+        "window",
+        "min_liquidations_usd",
+        "min_side_share",
+        "funding_rate_8h",
+        "oi_change",
+        "single_liquidation_usd",
+        "spike",
+        "cooldown",
+    ],
+}
+EVERY_KEY = [(table, key) for table, keys in KEYS_BY_TABLE.items() for key in keys]
+
+
+@pytest.mark.parametrize(("table", "key"), EVERY_KEY)
+@pytest.mark.parametrize(
+    "value",
+    ["[1]", "{ a = 1 }", "1979-05-27T07:32:00Z", "nan", "-inf", "1e308", '" "', "-1"],
+)
+def test_every_key_reports_a_wrong_value_as_a_problem_never_a_crash(
+    table: str, key: str, value: str
+) -> None:
+    raw = tomllib.loads(f"[{table}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(raw)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{table}.{key}: ")
