@@ -127,7 +127,7 @@ class _Limiter:
     def allow(self, key: str) -> bool | None:
         """True: go on; False: refuse with a warning; None: ignore silently."""
         now = time.monotonic()
-        if now - self.pruned_at > 60:  # forget chats quiet for a minute: no growth over months
+        if now - self.pruned_at > 60:  # forget people quiet for a minute: no growth over months
             self.pruned_at = now
             for idle in [c for c, s in self.recent.items() if not s or now - s[-1] > 60]:
                 del self.recent[idle]
