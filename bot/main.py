@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from sqlite_utils import Database
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
+from bot.errors import StartupError
 from bot.events import OpenInterest, merge_health
 from bot.feeds import Collector, send_new
 from bot.outbox import Channel
@@ -87,6 +88,7 @@ class App:
         self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
         self.market = self.core.market
         self.recorder = self.core.recorder
+        self.fatal: StartupError | None = None  # why `run` stopped before it could serve
 
     def _assets_seen(self) -> list[str]:
         """Assets liquidated in the last day or with funding data, for autocompletion."""
@@ -110,7 +112,7 @@ class App:
             tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
             for platform in (self.telegram, self.discord):
                 if platform is not None:
-                    tasks.append(asyncio.create_task(platform.run()))
+                    tasks.append(asyncio.create_task(self._or_stop(platform.run(), stop)))
             tasks += [
                 asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}-{i}")
                 for i, collector in enumerate(self.collectors)
@@ -123,6 +125,16 @@ class App:
                 log.info("stopping")
                 scheduler.shutdown(wait=False)
                 await cancel_all(tasks)  # the recorder last, so its final flush sees all
+        if self.fatal is not None:
+            raise self.fatal
+
+    async def _or_stop(self, run: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+        """A platform's run; a StartupError (a refused token) stops all of `run`."""
+        try:
+            await run
+        except StartupError as error:
+            self.fatal = error
+            stop.set()
 
     def _sources(self, session: aiohttp.ClientSession) -> list[tuple[Source, list[Collector]]]:
         last_seen = {

@@ -105,6 +105,14 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
     }
 
 
+def _dominant_side(totals: dict[str, Any]) -> str:
+    """ "62% longs" or "100% shorts": the side that was liquidated more, never "0% longs"."""
+    share = totals["long_share"]
+    return (
+        f"{format_percent(share)} longs" if share >= 0.5 else f"{format_percent(1 - share)} shorts"
+    )
+
+
 def render_status(
     status: dict[str, Any], top: int = 5, windows: tuple[str, ...] = STATUS_WINDOWS
 ) -> str:
@@ -112,11 +120,7 @@ def render_status(
     lines = [f"liqbot status at {status['generated_at']}", "", "Liquidations:"]
     for window in windows:
         totals = status["liquidations"][window]
-        side = (
-            f"{format_percent(totals['long_share'])} longs"
-            if totals["total_usd"]
-            else "no liquidations"
-        )
+        side = _dominant_side(totals) if totals["total_usd"] else "no liquidations"
         lines.append(
             f"  {window:>4}  {format_usd(totals['total_usd']):>8}  {side}"
             f"  ({totals['count']} events)"
