@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -17,8 +18,9 @@ from sqlite_utils import Database
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
-from bot.events import OpenInterest
-from bot.feeds import Collector
+from bot.errors import StartupError
+from bot.events import OpenInterest, merge_health
+from bot.feeds import Collector, send_new
 from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
@@ -79,7 +81,7 @@ class App:
             self.db,
             now_ms(),
             channels,
-            health=lambda: [c.health for c in self.collectors],
+            health=lambda: merge_health(c.current_health() for c in self.collectors),
             outbox_max_age=settings.outbox.max_age,
         )
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
@@ -87,6 +89,7 @@ class App:
         self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
         self.market = self.core.market
         self.recorder = self.core.recorder
+        self.fatal: StartupError | None = None  # why `run` stopped before it could serve
 
     def _assets_seen(self) -> list[str]:
         """Assets liquidated in the last day or with funding data, for autocompletion."""
@@ -110,32 +113,41 @@ class App:
             tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
             for platform in (self.telegram, self.discord):
                 if platform is not None:
-                    tasks.append(asyncio.create_task(platform.run()))
+                    tasks.append(asyncio.create_task(self._or_stop(platform.run(), stop)))
             tasks += [
-                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
-                for collector in self.collectors
+                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}-{i}")
+                for i, collector in enumerate(self.collectors)
             ]
             scheduler.start()
-            log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
+            log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
             try:
                 await stop.wait()
             finally:
                 log.info("stopping")
                 scheduler.shutdown(wait=False)
                 await cancel_all(tasks)  # the recorder last, so its final flush sees all
+        if self.fatal is not None:
+            raise self.fatal
 
-    def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
+    async def _or_stop(self, run: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+        """A platform's run; a StartupError (a refused token) stops all of `run`."""
+        try:
+            await run
+        except StartupError as error:
+            self.fatal = error
+            stop.set()
+
+    def _sources(self, session: aiohttp.ClientSession) -> list[tuple[Source, list[Collector]]]:
         last_seen = {
             row["venue"]: row["last_message_at"] for row in market_data.read_health(self.db)
         }
-        sources: list[Source] = []
+        sources: list[tuple[Source, list[Collector]]] = []
         for exchange in self.settings.enabled_exchanges:
             rest = RestClient(session, exchange.name, exchange.rest_url)
             source = SOURCE_TYPES[exchange.name](rest, exchange.ws_url)
-            sources.append(source)
-            self.collectors.append(
+            collectors = [
                 Collector(
-                    source.stream(),
+                    spec,
                     session,
                     exchange,
                     self.settings.collector,
@@ -143,13 +155,16 @@ class App:
                     self.recorder.add_gap,
                     gap_since=last_seen.get(exchange.name),
                 )
-            )
+                for spec in source.streams()
+            ]
+            sources.append((source, collectors))
+            self.collectors += collectors
         return sources
 
-    def _scheduler(self, sources: list[Source]) -> AsyncIOScheduler:
+    def _scheduler(self, sources: list[tuple[Source, list[Collector]]]) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         config = self.settings.collector
-        for source, collector in zip(sources, self.collectors, strict=True):
+        for source, collectors in sources:
             self._every(
                 scheduler,
                 config.funding_interval,
@@ -166,7 +181,7 @@ class App:
                 scheduler,
                 config.instruments_interval,
                 f"{source.venue}-instruments",
-                self._poll(source.venue, source.refresh_instruments, collector.send),
+                self._poll(source.venue, source.refresh_instruments, partial(send_new, collectors)),
                 start_now=False,
             )
         self._every(scheduler, CLOCK_TICK, "clock", self._tick)

@@ -184,7 +184,7 @@ async def test_slash_commands_embeds_permissions_and_removal(
             )
         )
 
-        async def broken(*args: object) -> None:
+        async def broken(*args: object, **kwargs: object) -> None:
             raise RuntimeError("the core broke")
 
         assert app.discord is not None

@@ -231,15 +231,15 @@ async def test_chats_answered_401_or_a_non_json_200_back_off_while_others_get_al
             on_time.append(next(m.time for m in fake.sent if m.chat_id == chat) - asked)
         await bot.deliveries.wait_for(6 + 6)  # 3 failed attempts each, 6 alerts delivered
 
-        assert max(on_time) < 0.5  # seconds from enqueue to arrival, for every other chat
+        assert max(on_time) < 1.0  # seconds from enqueue to arrival, for every other chat
         for chat, outbox_id in failing.items():
             times = attempts(fake, chat)
             assert len(times) == 3  # bounded: no attempt beyond the ones counted
             first, second = times[1] - times[0], times[2] - times[1]
-            assert 1.0 <= first < 2.0 and 2.0 <= second < 3.0  # backed off, growing
+            assert 1.0 <= first < 1.9 and 2.0 <= second < 2.9  # backed off, growing
             row = bot.outbox(outbox_id)
             assert (row["status"], row["attempts"]) == ("pending", 3)
-            assert row["next_attempt_at"] / 1000 - times[2] == pytest.approx(4.0, abs=0.1)
+            assert 4.0 <= row["next_attempt_at"] / 1000 - times[2] < 4.5  # 4 s after the answer
         assert bot.outbox(failing[revoked])["error"] == "InvalidToken: Unauthorized"
         assert bot.outbox(failing[garbled])["error"].startswith("TelegramError: Invalid server")
         raised = [r.message for r in caplog.records if r.exc_info and r.name == "bot.outbox"]
@@ -542,7 +542,7 @@ def test_a_malformed_log_call_neither_raises_nor_leaks(capsys: pytest.CaptureFix
 async def test_a_command_that_fails_is_logged_and_the_user_told(
     tmp_path: Path, fakes: Fakes, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(*args: object) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the core broke")
 
     async with running(tmp_path, fakes, fake) as bot:
