@@ -219,6 +219,6 @@ class OutboxWorker:
         )
         if error.chat_gone:
             self.on_chat_change(self.platform, row.chat_id, None)
-        elif error.moved_to is not None and not final:
+        elif error.moved_to is not None:  # the subscription follows the chat in any case
             self.on_chat_change(self.platform, row.chat_id, error.moved_to)
             self._stale = True

@@ -299,7 +299,7 @@ class Evaluation:
         self.fired: list[Fired] = []
         self.settled = Settled(snap.market.minute, snap._by_base, set())
         self._due = self.arming.due(snap)
-        self._texts: dict[tuple[str, str, str], Alert] = {}
+        self._alerts: dict[tuple[str, str, str], Alert] = {}
 
     def _may_fire(self, sub: Subscription, rule: str, asset: str) -> bool:
         if sub.mute_until is not None and self.snap.now < sub.mute_until:
@@ -366,14 +366,14 @@ class Evaluation:
             return build(view, snap.funding(), snap.open_interest())
         window = group.window if rule == "oi" else ""
         key = (rule, asset, window)
-        text = self._texts.get(key)
-        if text is None:
+        alert = self._alerts.get(key)
+        if alert is None:
             if rule == "funding":
-                text = messages.funding_alert(snap.funding()[asset])
+                alert = messages.funding_alert(snap.funding()[asset])
             else:
-                text = messages.open_interest_alert(snap.move_of(window)[asset], window)
-            self._texts[key] = text
-        return text
+                alert = messages.open_interest_alert(snap.move_of(window)[asset], window)
+            self._alerts[key] = alert
+        return alert
 
     def liquidations(self, whales: Iterable[Liquidation]) -> None:
         snap, groups = self.snap, self.book.groups
