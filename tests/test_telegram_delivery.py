@@ -32,7 +32,7 @@ from handlers.telegram import FAILED_REPLY
 from storage import alerts
 from storage.alerts import OutboxItem, OutboxRow
 from tests.fakes import FakeTelegram
-from tests.harness import WAIT, Fakes, write_config
+from tests.harness import WAIT, Fakes, traceback_of, write_config
 
 TOKEN = "123456:TEST-TOKEN"
 BAD_GATEWAY = "<html>502</html>"  # what Telegram's front end answers when the API is down
@@ -242,7 +242,7 @@ async def test_chats_answered_401_or_a_non_json_200_back_off_while_others_get_al
             assert 4.0 <= row["next_attempt_at"] / 1000 - times[2] < 4.5  # 4 s after the answer
         assert bot.outbox(failing[revoked])["error"] == "InvalidToken: Unauthorized"
         assert bot.outbox(failing[garbled])["error"].startswith("TelegramError: Invalid server")
-        raised = [r.message for r in caplog.records if r.exc_info and r.name == "bot.outbox"]
+        raised = [r.message for r in caplog.records if traceback_of(r) and r.name == "bot.outbox"]
         assert (
             sorted(raised)
             == [f"telegram: delivery to {revoked} raised"] * 3
@@ -552,7 +552,7 @@ async def test_a_command_that_fails_is_logged_and_the_user_told(
     [logged] = [
         r for r in caplog.records if r.message == "telegram: error while handling an update"
     ]
-    assert logged.exc_info is not None and str(logged.exc_info[1]) == "the core broke"
+    assert "RuntimeError: the core broke" in traceback_of(logged)
 
 
 async def test_after_a_crash_a_split_alert_sends_only_the_parts_not_yet_delivered(
