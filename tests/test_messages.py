@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import discord
 import pytest
 
 from bot import messages
@@ -12,6 +13,7 @@ from bot.derivatives import OpenInterestMove
 from bot.formatting import format_percent, format_rate, format_usd, iso_utc
 from bot.messages import headline
 from bot.norms import Norm
+from handlers.discord import alert_embeds
 from handlers.telegram import alert_parts
 from storage.alerts import OutboxRow
 from tests.builders import funding, liquidation, view
@@ -548,3 +550,23 @@ def test_telegram_renders_an_alert_as_html_with_a_bold_escaped_first_line() -> N
     alert = Alert("window", (), None, "$1M liquidated in 1h <b>&", (Field("Venues", "A<B"), "x"))
     row = OutboxRow(1, "telegram", "1", "window", "*", None, (alert,), 0, 0, 0)
     assert alert_parts(row) == ["<b>$1M liquidated in 1h &lt;b&gt;&amp;</b>\nVenues: A&lt;B\nx"]
+
+
+def test_discord_builds_its_embed_from_the_alerts_data_not_from_their_text() -> None:
+    window = messages.window_alert(BIG_HOUR, {"ETH": FUNDING["ETH"]}, {})
+    funding_ = messages.funding_alert(FUNDING["BTC"])
+    row = OutboxRow(1, "discord", "1", "window", "*", "long", (window, funding_), 0, 0, 0)
+    [embed] = alert_embeds(row)
+    assert embed.description == (
+        "$352M liquidated in 1h, 90% longs\n"
+        "4.8x the 30-day hourly average; longs usually 52%\n"
+        "Funding per 8h: ETH -0.0050%\n"
+        "\n"
+        "BTC funding +0.0100% per 8h on Binance: longs pay shorts\n"
+        "BTCUSDT: +0.0100% every 8h (+11% APR)"
+    )
+    assert [(f.name, f.value) for f in embed.fields] == [
+        ("Top assets", "BTC $200M, ETH $100M, SOL $40M"),
+        ("Venues", "Binance $180M, Bybit $120M, OKX $51.6M"),
+    ]
+    assert embed.colour == discord.Colour.red()  # longs liquidated
