@@ -193,6 +193,15 @@ class OutboxWorker:
         except DeliveryError as error:
             await self._failed(row, error)
             return
+        except asyncio.CancelledError as error:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():  # the worker is stopping
+                raise
+            # A library's own cancellation, not ours: a failed attempt like any other, or the
+            # row would be picked up again at once, without end.
+            log.exception("%s: delivery to %s was cancelled", self.platform, row.chat_id)
+            await self._failed(row, DeliveryError(f"{type(error).__name__}: {error}"))
+            return
         except Exception as error:  # unexpected: still a failed attempt, never a silent retry
             log.exception("%s: delivery to %s raised", self.platform, row.chat_id)
             await self._failed(row, DeliveryError(f"{type(error).__name__}: {error}"))

@@ -261,3 +261,18 @@ def test_a_row_recorded_before_alerts_were_structured_reads_as_its_text() -> Non
     [row] = alerts.due(db, PLATFORM, 1_000, 1)
     assert row.text == "$1M liquidated in 1h\nVenues: OKX"
     assert row.alerts[0].first_line == "$1M liquidated in 1h"
+
+
+async def test_a_cancellation_raised_inside_a_send_is_a_failed_attempt_not_a_loop() -> None:
+    db, clock = open_database(None), ManualClock()
+    sender = Sender(clock)
+
+    async def cancelled_inside(row: OutboxRow, progress: Progress) -> None:
+        raise asyncio.CancelledError  # e.g. a library cancelling its own request
+
+    sender.behaviour["a"] = cancelled_inside
+    enqueue(db, "a", "x", clock.now_ms())
+    async with running(db, clock, sender):
+        await clock.advance(2.5)
+    assert sender.times("a") == [0.0, 1.0]  # then 2 s later: backed off, not spinning
+    assert rows(db, "a")[0]["attempts"] == 2
