@@ -66,5 +66,5 @@ def _status(settings: Settings, as_json: bool) -> int:
     from storage import open_database
 
     status = build_status(open_database(settings.storage.path), settings, now_ms())
-    print(json.dumps(status, indent=2) if as_json else render_status(status))
+    print(json.dumps(status, indent=2) if as_json else render_status(status, with_runtime=True))
     return 0

@@ -67,6 +67,14 @@ TOKEN_ENV = {"telegram": "TELEGRAM_BOT_TOKEN", "discord": "DISCORD_BOT_TOKEN"}
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`[metrics] listen = "host:port"`: the operator HTTP server (/metrics, /healthz,
+    /readyz). Absent: off."""
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
@@ -79,6 +87,7 @@ class Settings:
     discord: ChatPlatformSettings = field(
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def secrets(self) -> list[str]:
@@ -138,6 +147,19 @@ def _days(value: Any) -> float:
     return float(value)
 
 
+def _listen(value: Any) -> tuple[str, int]:
+    """ "host:port" ("[::1]:9108" for IPv6): a literal address or a name, and a port 1-65535."""
+    host, colon, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise ValueError('expected "host:port", such as "127.0.0.1:9108"')
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (1-65535)")
+    if any(char.isspace() or char in "/[]" for char in host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    return host, int(port)
+
+
 def _log_level(value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
@@ -181,7 +203,16 @@ class _Reader:
 
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
-    tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram", "discord"}
+    tables = {
+        "storage",
+        "exchanges",
+        "collector",
+        "logging",
+        "defaults",
+        "telegram",
+        "discord",
+        "metrics",
+    }
     for key in sorted(set(raw) - tables):
         reader.problems.append(f"{key}: unknown table")
 
@@ -236,12 +267,14 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
     telegram = _chat_platform(reader, "telegram", TELEGRAM_API_URL, with_gateway=False)
     discord = _chat_platform(reader, "discord", DISCORD_API_URL, with_gateway=True)
+    metrics_raw = reader.table("metrics", {"listen"})
+    metrics = MetricsSettings(reader.value(metrics_raw, "metrics", "listen", _listen, None))
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Settings(storage, exchanges, collector, log_level, defaults, telegram, discord)
+    return Settings(storage, exchanges, collector, log_level, defaults, telegram, discord, metrics)
 
 
 def _chat_platform(
