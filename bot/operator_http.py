@@ -5,9 +5,11 @@ never waits on SQLite."""
 from __future__ import annotations
 
 import logging
+import os
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from bot.runtime import Runtime
 from bot.supervisor import Fatal
@@ -40,22 +42,23 @@ class OperatorServer:
             await web.TCPSite(self._runner, host, port).start()
         except OSError as error:
             await self._runner.cleanup()
-            raise Fatal(
-                f"metrics.listen: cannot listen on {host}:{port}: {error.strerror or error}"
-            ) from None
+            # asyncio wraps the bind error's text; name resolution errors have errno < 0
+            known = error.errno is not None and error.errno > 0
+            cause = os.strerror(error.errno) if known else error.strerror or str(error)
+            raise Fatal(f"metrics.listen: cannot listen on {host}:{port}: {cause}") from None
         log.info("operator endpoints on http://%s:%d (/metrics, /healthz, /readyz)", host, port)
 
     async def stop(self) -> None:
         await self._runner.cleanup()
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        """The text format Prometheus asks for in Accept (OpenMetrics or classic text)."""
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encode(self.registry), headers={"Content-Type": content_type})
 
     async def _healthz(self, request: web.Request) -> web.Response:
         """Answered by the event loop itself: an answer proves the process and its loop run."""
-        return web.json_response({"alive": True, "started_at_ms": self.runtime.started_at})
+        return web.json_response({"alive": True})
 
     async def _readyz(self, request: web.Request) -> web.Response:
         body = self.runtime.readiness_json()
