@@ -43,8 +43,8 @@ class OperatorServer:
         except OSError as error:
             await self._runner.cleanup()
             # asyncio wraps the bind error's text; name resolution errors have errno < 0
-            known = error.errno is not None and error.errno > 0
-            cause = os.strerror(error.errno) if known else error.strerror or str(error)
+            code = error.errno or 0
+            cause = os.strerror(code) if code > 0 else error.strerror or str(error)
             raise Fatal(f"metrics.listen: cannot listen on {host}:{port}: {cause}") from None
         log.info("operator endpoints on http://%s:%d (/metrics, /healthz, /readyz)", host, port)
 
