@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -171,6 +172,20 @@ async def status_json(config: Path) -> dict[str, Any]:
     return result
 
 
+def readme_metric_names() -> set[str]:
+    """Every metric the README's "Operating liqbot" section (and its alert rules) names."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## Operating liqbot\n")[1].split("\n## ")[0]
+    names = set(re.findall(r"\bliqbot_[a-z_]+", section))
+    assert len(names) >= 10
+    return names
+
+
+def exposed_names(samples: Samples) -> set[str]:
+    names = {name for name, _ in samples}
+    return names | {name.removesuffix("_bucket") for name in names if name.endswith("_bucket")}
+
+
 async def test_metrics_readiness_and_liveness_of_a_real_run(
     tmp_path: Path, fakes: Fakes, session: aiohttp.ClientSession
 ) -> None:
@@ -233,6 +248,7 @@ async def test_metrics_readiness_and_liveness_of_a_real_run(
         assert any("$182K" in line for line in run.out)  # the alert the console sent
         for task in ("loop-lag", "runtime"):
             assert value(samples, "liqbot_task_restarts_total", task=task) == 0
+        assert readme_metric_names() <= exposed_names(samples)
         lag_count = value(samples, "liqbot_event_loop_lag_seconds_count")
         assert lag_count > 0
         assert value(samples, "liqbot_event_loop_lag_seconds_bucket", le="+Inf") == lag_count
