@@ -66,6 +66,6 @@ class LoopLag:
             return None
 
         def rank(share: float) -> float:
-            return lags[max(0, math.ceil(share * len(lags)) - 1)] * 1000
+            return round(lags[max(0, math.ceil(share * len(lags)) - 1)] * 1000, 3)
 
-        return LagSummary(rank(0.50), rank(0.99), lags[-1] * 1000)
+        return LagSummary(rank(0.50), rank(0.99), round(lags[-1] * 1000, 3))
