@@ -86,10 +86,9 @@ class LiqbotCollector(Collector):
             "Notional USD of the liquidations received, by exchange and liquidated side.",
             labels=["exchange", "side"],
         )
-        by_key = self.liquidations.by_key
         for source in self.sources:
             for side in SIDES:
-                events, notional = by_key.get((source.venue, side), (0, 0.0))
+                events, notional = self.liquidations.get(source.venue, side)
                 count.add_metric([source.venue, side], events)
                 usd.add_metric([source.venue, side], notional)
         yield count

@@ -8,7 +8,8 @@ import time
 import pytest
 from sqlite_utils import Database
 
-from bot.events import SourceHealth
+from bot.counters import LiquidationCounts
+from bot.events import Liquidation, Position, SourceHealth
 from bot.loop_lag import BUCKETS, LagSummary, LoopLag
 from bot.recorder import Recorder
 from bot.runtime import Runtime
@@ -55,6 +56,20 @@ async def test_a_blocked_loop_shows_as_lag_at_least_as_long_as_the_block() -> No
     task.cancel()
     summary = lag.summary()
     assert summary is not None and summary.max >= 55.0
+
+
+def test_liquidations_are_counted_per_venue_and_liquidated_side() -> None:
+    def liq(venue: str, position: Position, usd: float) -> Liquidation:
+        return Liquidation(venue, "BTCUSDT", "BTC", position, 1.0, 1.0, usd, 0, 0)
+
+    counts = LiquidationCounts()
+    counts.add([liq("bybit", "long", 1_500.25), liq("bybit", "long", 0.75)])
+    counts.add([liq("okx", "short", 90_000.0)])
+    counts.add([])
+    assert counts.get("bybit", "long") == (2, 1_501.0)
+    assert counts.get("bybit", "short") == (0, 0.0)
+    assert counts.get("okx", "short") == (1, 90_000.0)
+    assert counts.get("binance", "long") == (0, 0.0)
 
 
 def _runtime(
