@@ -40,6 +40,9 @@ def save_runtime(db: Database, row: RuntimeRow) -> None:
 
 
 def read_runtime(db: Database) -> RuntimeRow | None:
+    """The row, or None when no `run` has written one (or the database predates the table)."""
+    if not db["runtime"].exists():
+        return None
     for r in db.query("SELECT * FROM runtime WHERE id = 1"):
         return RuntimeRow(
             r["started_at"],

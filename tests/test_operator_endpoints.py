@@ -19,8 +19,10 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlite_utils import Database
 
 from bot.recorder import now_ms
+from storage.runtime import RuntimeRow, read_runtime
 from tests.fakes import all_liquidation, detail, force_order, liquidation_orders
 from tests.harness import WAIT, Fakes, write_config
 
@@ -300,9 +302,15 @@ async def test_status_shows_the_runtime_of_a_real_run_and_its_end(
     async with liqbot_run(config) as run, asyncio.timeout(2 * WAIT):
         await run.wait_listening()
         await wait_until_probe(session, f"http://127.0.0.1:{port}/readyz", 200)
-        status = await eventually(
-            lambda: status_json(config), lambda s: s["runtime"]["loop_lag_ms"]["p99"] is not None
+        database = Database(tmp_path / "liqbot.db")  # a reader, as `status` is
+
+        async def lag_recorded() -> RuntimeRow | None:
+            return read_runtime(database)
+
+        await eventually(
+            lag_recorded, lambda row: row is not None and row.loop_lag_p99_ms is not None
         )
+        status = await status_json(config)
         runtime = status["runtime"]
         assert runtime["running"] is True
         assert runtime["tasks"] == {"loop-lag": "running", "runtime": "running"}
