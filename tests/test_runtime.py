@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlite_utils import Database
 
 from bot.counters import LiquidationCounts
 from bot.events import Liquidation, Position, SourceHealth
 from bot.loop_lag import BUCKETS, LagSummary, LoopLag
+from bot.metrics import LiqbotCollector, registry
+from bot.outbox import Channel, OutboxWorker
 from bot.recorder import Recorder
 from bot.runtime import Runtime
 from bot.status import HEALTH_STALE_MS, render_runtime, runtime_json
 from bot.supervisor import MAX_CONSECUTIVE_FAILURES, Supervisor
 from bot.writer import Writer
+from handlers.console import ConsoleSender
 from storage import open_database
 from storage.alerts import OutboxItem, enqueue
 from storage.runtime import RuntimeRow, read_runtime, save_runtime
@@ -175,3 +181,87 @@ def test_status_runtime_while_running_stale_and_stopped() -> None:
     )
     save_runtime(db, RuntimeRow(started, START_MS - 500, START_MS - 500, 0.4, 12.25, 80.0, tasks))
     assert runtime_json(db, START_MS)["running"] is False
+
+
+async def test_the_collector_exposes_every_contract_metric_with_exact_values() -> None:
+    clock = ManualClock()
+    db = open_database(None)
+    sources = [
+        SourceHealth("binance", connected=True, reconnects=2, parse_errors=3),
+        SourceHealth("okx", connected=False, reconnects=0, parse_errors=0),
+    ]
+    supervisor = Supervisor(clock)
+    crashed = asyncio.Event()
+
+    async def crashes_once() -> None:
+        if not crashed.is_set():
+            crashed.set()
+            raise RuntimeError("once")
+        await asyncio.Event().wait()
+
+    supervisor.add("engine", crashes_once)
+    supervisor.start()
+    await clock.advance(2.0)  # crashed, backed off about 1 s, running again
+    counts = LiquidationCounts()
+    counts.add([Liquidation("okx", "X", "X", "short", 1.0, 1.0, 250.5, 0, 0)])
+    worker = OutboxWorker(db, "telegram", Channel(ConsoleSender()), lambda *change: None)
+    worker.sent = 7
+    runtime = _runtime(sources, supervisor, Recorder(db), db)
+    runtime.outbox_pending = 4
+    for lag in (0.0005, 0.03, 20.0):
+        runtime.lag.observe(lag, 0.0)
+    collector = LiqbotCollector(
+        sources,
+        counts,
+        Counter({"whale": 2, "funding": 1}),
+        {"telegram": worker},
+        runtime.lag,
+        runtime,
+    )
+    text = generate_latest(registry(collector)).decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("liqbot_")
+    }
+    buckets = {
+        (("le", le),): cumulative
+        for le, cumulative in zip(
+            [*(str(b) for b in BUCKETS), "+Inf"],
+            [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3],
+            strict=True,
+        )
+    }
+    expected = {
+        "liqbot_liquidations_total": {
+            (("exchange", "binance"), ("side", "long")): 0,
+            (("exchange", "binance"), ("side", "short")): 0,
+            (("exchange", "okx"), ("side", "long")): 0,
+            (("exchange", "okx"), ("side", "short")): 1,
+        },
+        "liqbot_liquidations_usd_total": {
+            (("exchange", "binance"), ("side", "long")): 0.0,
+            (("exchange", "binance"), ("side", "short")): 0.0,
+            (("exchange", "okx"), ("side", "long")): 0.0,
+            (("exchange", "okx"), ("side", "short")): 250.5,
+        },
+        "liqbot_ws_connected": {(("exchange", "binance"),): 1, (("exchange", "okx"),): 0},
+        "liqbot_ws_reconnects_total": {(("exchange", "binance"),): 2, (("exchange", "okx"),): 0},
+        "liqbot_parse_errors_total": {(("exchange", "binance"),): 3, (("exchange", "okx"),): 0},
+        "liqbot_alerts_total": {(("rule", "funding"),): 1, (("rule", "whale"),): 2},
+        "liqbot_messages_sent_total": {(("platform", "telegram"),): 7},
+        "liqbot_task_restarts_total": {(("task", "engine"),): 1},
+        "liqbot_outbox_pending": {(): 4},
+        "liqbot_event_loop_lag_seconds_bucket": buckets,
+        "liqbot_event_loop_lag_seconds_count": {(): 3},
+        "liqbot_event_loop_lag_seconds_sum": {(): 0.0005 + 0.03 + 20.0},
+    }
+    assert samples == {
+        (name, labels): value
+        for name, series in expected.items()
+        for labels, value in series.items()
+    }
+    assert "# TYPE liqbot_event_loop_lag_seconds histogram" in text
+    assert "# TYPE liqbot_liquidations_total counter" in text
+    await supervisor.stop()
