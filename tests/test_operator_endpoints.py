@@ -251,6 +251,10 @@ async def test_metrics_readiness_and_liveness_of_a_real_run(
         for task in ("loop-lag", "runtime"):
             assert value(samples, "liqbot_task_restarts_total", task=task) == 0
         assert readme_metric_names() <= exposed_names(samples)
+        openmetrics = {"Accept": "application/openmetrics-text; version=1.0.0"}
+        async with session.get(f"{base}/metrics", headers=openmetrics) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+            assert (await response.text()).endswith("# EOF\n")
         lag_count = value(samples, "liqbot_event_loop_lag_seconds_count")
         assert lag_count > 0
         assert value(samples, "liqbot_event_loop_lag_seconds_bucket", le="+Inf") == lag_count
