@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from sqlite_utils import Database
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
+from bot.errors import StartupError
 from bot.events import OpenInterest
 from bot.feeds import Collector
 from bot.operations import Operations
@@ -86,6 +87,7 @@ class App:
         self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
         self.market = self.core.market
         self.recorder = self.core.recorder
+        self.fatal: StartupError | None = None  # why `run` stopped before it could serve
 
     def _assets_seen(self) -> list[str]:
         """Assets liquidated in the last day or with funding data, for autocompletion."""
@@ -118,14 +120,14 @@ class App:
             )
             try:
                 await operations.start()
-            except Fatal:
+            except StartupError:
                 await writer.close()
                 raise
             supervisor.start()
             tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
             for platform in (self.telegram, self.discord):
                 if platform is not None:
-                    tasks.append(asyncio.create_task(platform.run()))
+                    tasks.append(asyncio.create_task(self._or_stop(platform.run(), stop)))
             tasks += [
                 asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
                 for collector in self.collectors
@@ -147,10 +149,20 @@ class App:
                 await writer.close()
             if fatal.done() and not fatal.cancelled():
                 raise fatal.result()
+        if self.fatal is not None:
+            raise self.fatal
 
     async def _writer(self) -> Writer:
         path = self.settings.storage.path
         return await Writer.start(lambda: open_database(path))
+
+    async def _or_stop(self, run: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+        """A platform's run; a StartupError (a refused token) stops all of `run`."""
+        try:
+            await run
+        except StartupError as error:
+            self.fatal = error
+            stop.set()
 
     def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
         last_seen = {

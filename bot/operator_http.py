@@ -11,8 +11,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from bot.errors import StartupError
 from bot.runtime import Runtime
-from bot.supervisor import Fatal
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class OperatorServer:
             # asyncio wraps the bind error's text; name resolution errors have errno < 0
             code = error.errno or 0
             cause = os.strerror(code) if code > 0 else error.strerror or str(error)
-            raise Fatal(f"metrics.listen: cannot listen on {host}:{port}: {cause}") from None
+            raise StartupError(f"metrics.listen: cannot listen on {host}:{port}: {cause}") from None
         log.info("operator endpoints on http://%s:%d (/metrics, /healthz, /readyz)", host, port)
 
     async def stop(self) -> None:

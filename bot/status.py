@@ -135,6 +135,14 @@ def render_runtime(status: dict[str, Any]) -> str:
     return f"Runtime: up {_uptime(info['uptime_s'])}, {lag}, {pending}, {tasks}"
 
 
+def _dominant_side(totals: dict[str, Any]) -> str:
+    """ "62% longs" or "100% shorts": the side that was liquidated more, never "0% longs"."""
+    share = totals["long_share"]
+    return (
+        f"{format_percent(share)} longs" if share >= 0.5 else f"{format_percent(1 - share)} shorts"
+    )
+
+
 def render_status(
     status: dict[str, Any],
     top: int = 5,
@@ -148,11 +156,7 @@ def render_status(
         lines.insert(1, render_runtime(status))
     for window in windows:
         totals = status["liquidations"][window]
-        side = (
-            f"{format_percent(totals['long_share'])} longs"
-            if totals["total_usd"]
-            else "no liquidations"
-        )
+        side = _dominant_side(totals) if totals["total_usd"] else "no liquidations"
         lines.append(
             f"  {window:>4}  {format_usd(totals['total_usd']):>8}  {side}"
             f"  ({totals['count']} events)"
