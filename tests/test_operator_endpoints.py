@@ -343,10 +343,10 @@ async def test_a_listen_address_in_use_stops_run_with_one_line(
         async with liqbot_run(config) as run, asyncio.timeout(WAIT):
             code = await run.process.wait()
     assert code == 1
-    assert run.err[-1].endswith(
-        f"metrics.listen: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert run.err[-1] == (
+        f"liqbot run: metrics.listen: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     )
-    assert not any("Traceback" in line for line in run.err)
+    assert not any("Traceback" in line for line in run.err), run.err
 
 
 @pytest.mark.parametrize(
