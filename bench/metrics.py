@@ -129,9 +129,11 @@ def time_scrapes(bot: Bot, scrapes: int) -> str:
     lag = LoopLag()
     for i in range(3_000):
         lag.observe(i / 1e6, 0.0)
-    runtime = Runtime(supervisor, bot.health, core.recorder, lag, Writer.inline(core.db), [])
+    runtime = Runtime(
+        supervisor, lambda: bot.health, core.recorder, lag, Writer.inline(core.db), []
+    )
     collector = LiqbotCollector(
-        bot.health, core.liquidation_counts, core.engine.decided, core.workers, lag, runtime
+        lambda: bot.health, core.liquidation_counts, core.engine.decided, core.workers, lag, runtime
     )
     scraped = registry(collector)
     times = []

@@ -6,7 +6,7 @@ Names and labels are a contract (README "Operating liqbot"): `exchange` is the c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -29,14 +29,14 @@ SIDES = ("long", "short")
 class LiqbotCollector(Collector):
     def __init__(
         self,
-        sources: Sequence[SourceHealth],
+        health: Callable[[], Iterable[SourceHealth]],
         liquidations: LiquidationCounts,
         decided: Mapping[str, int],
         workers: Mapping[str, OutboxWorker],
         lag: LoopLag,
         runtime: Runtime,
     ) -> None:
-        self.sources = sources
+        self.health = health  # one per venue (merged over its connections)
         self.liquidations = liquidations
         self.decided = decided
         self.workers = workers
@@ -44,8 +44,9 @@ class LiqbotCollector(Collector):
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._liquidations()
-        yield from self._sources()
+        sources = list(self.health())
+        yield from self._liquidations(sources)
+        yield from self._sources(sources)
         alerts = CounterMetricFamily(
             "liqbot_alerts_total",
             "Alerts decided (recorded for delivery), by rule.",
@@ -75,7 +76,7 @@ class LiqbotCollector(Collector):
         )
         yield self._lag()
 
-    def _liquidations(self) -> Iterator[Metric]:
+    def _liquidations(self, sources: list[SourceHealth]) -> Iterator[Metric]:
         count = CounterMetricFamily(
             "liqbot_liquidations_total",
             "Liquidation events received, by exchange and liquidated side.",
@@ -86,7 +87,7 @@ class LiqbotCollector(Collector):
             "Notional USD of the liquidations received, by exchange and liquidated side.",
             labels=["exchange", "side"],
         )
-        for source in self.sources:
+        for source in sources:
             for side in SIDES:
                 events, notional = self.liquidations.get(source.venue, side)
                 count.add_metric([source.venue, side], events)
@@ -94,7 +95,7 @@ class LiqbotCollector(Collector):
         yield count
         yield usd
 
-    def _sources(self) -> Iterator[Metric]:
+    def _sources(self, sources: list[SourceHealth]) -> Iterator[Metric]:
         connected = GaugeMetricFamily(
             "liqbot_ws_connected",
             "1 while the exchange's stream is connected.",
@@ -109,7 +110,7 @@ class LiqbotCollector(Collector):
             "(status --json: sources.<exchange>.parse_errors).",
             labels=["exchange"],
         )
-        for source in self.sources:
+        for source in sources:
             connected.add_metric([source.venue], int(source.connected))
             reconnects.add_metric([source.venue], source.reconnects)
             errors.add_metric([source.venue], source.parse_errors)

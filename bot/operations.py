@@ -3,7 +3,7 @@ and the runtime row (supervised tasks), and the HTTP server when `[metrics] list
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 
 from bot.config import MetricsSettings
 from bot.core import Core
@@ -22,13 +22,13 @@ class Operations:
         settings: MetricsSettings,
         supervisor: Supervisor,
         core: Core,
-        sources: Sequence[SourceHealth],
+        health: Callable[[], Iterable[SourceHealth]],
         writer: Writer,
     ) -> None:
         self.lag = LoopLag(supervisor.clock)
         self.runtime = Runtime(
             supervisor,
-            sources,
+            health,
             core.recorder,
             self.lag,
             writer,
@@ -38,7 +38,7 @@ class Operations:
         self.server: OperatorServer | None = None
         if settings.listen is not None:
             collector = LiqbotCollector(
-                sources,
+                health,
                 core.liquidation_counts,
                 core.engine.decided,
                 core.workers,

@@ -4,7 +4,7 @@ row it rewrites every second for `liqbot status` (another process, reading SQLit
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ class Runtime:
     def __init__(
         self,
         supervisor: Supervisor,
-        sources: Sequence[SourceHealth],
+        health: Callable[[], Iterable[SourceHealth]],
         recorder: Recorder,
         lag: LoopLag,
         writer: Writer,
@@ -47,7 +47,7 @@ class Runtime:
         clock: Clock = SYSTEM,
     ) -> None:
         self.supervisor = supervisor
-        self.sources = sources
+        self.health = health  # one per venue, read when asked
         self.recorder = recorder
         self.lag = lag
         self.writer = writer
@@ -61,8 +61,9 @@ class Runtime:
         reasons = []
         if not self.recorder.storage_ok:
             reasons.append(f"storage not writable: {self.recorder.storage_error or 'unknown'}")
-        if not any(source.connected for source in self.sources):
-            venues = ", ".join(source.venue for source in self.sources)
+        sources = list(self.health())
+        if not any(source.connected for source in sources):
+            venues = ", ".join(source.venue for source in sources)
             reasons.append(f"no venue connected ({venues})")
         failed = sorted(
             name for name, state in self.supervisor.states().items() if state == "failed"
@@ -80,7 +81,7 @@ class Runtime:
                 "writable": self.recorder.storage_ok,
                 "error": self.recorder.storage_error,
             },
-            "venues": {source.venue: source.connected for source in self.sources},
+            "venues": {source.venue: source.connected for source in self.health()},
             "tasks": self.supervisor.states(),
         }
 

@@ -37,18 +37,30 @@ def _window_json(totals: WindowTotals, venues: list[str]) -> dict[str, Any]:
     }
 
 
+def _merged_gaps(rows: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    """Gaps per venue with overlapping ones merged: each of Bybit's connections records its own
+    gap when the venue goes away, and one outage should read as one gap."""
+    merged: list[tuple[str, int, int]] = []
+    last: dict[str, int] = {}  # venue -> index in `merged` of its latest gap
+    for row in sorted(rows, key=lambda r: (r["venue"], r["start_ts"])):
+        venue, start, end = row["venue"], row["start_ts"], row["end_ts"]
+        index = last.get(venue)
+        if index is not None and start <= merged[index][2]:
+            merged[index] = (venue, merged[index][1], max(end, merged[index][2]))
+        else:
+            last[venue] = len(merged)
+            merged.append((venue, start, end))
+    return sorted(merged, key=lambda gap: gap[1])
+
+
 def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
     market = MarketState(now)
     market.load_rollups(market_data.read_rollups(db, market.minute - HISTORY_MINUTES))
     venues = [exchange.name for exchange in settings.enabled_exchanges]
     gaps: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-    for gap in market_data.read_gaps(db, now - GAPS_SINCE_MS):
-        gaps[gap["venue"]].append(
-            {
-                "from": iso_utc(gap["start_ts"]),
-                "to": iso_utc(gap["end_ts"]),
-                "seconds": round((gap["end_ts"] - gap["start_ts"]) / 1000, 3),
-            }
+    for venue, start, end in _merged_gaps(market_data.read_gaps(db, now - GAPS_SINCE_MS)):
+        gaps[venue].append(
+            {"from": iso_utc(start), "to": iso_utc(end), "seconds": round((end - start) / 1000, 3)}
         )
     health = {row["venue"]: row for row in market_data.read_health(db)}
     sources = {}
@@ -62,6 +74,12 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
             "messages": row.get("messages", 0),
             "parse_errors": row.get("parse_errors", 0),
             "gaps": gaps.get(venue, []),
+            "ignored": row.get("ignored") or 0,
+            "symbols": row.get("symbols") or 0,
+            "refused_subscriptions": row.get("refused") or 0,
+            "retrying_since": iso_utc(row.get("retrying_since")) if fresh else None,
+            "last_error": row.get("last_error") if fresh else None,
+            "next_attempt_at": iso_utc(row.get("next_attempt_at")) if fresh else None,
         }
     return {
         "generated_at": iso_utc(now),
@@ -194,9 +212,19 @@ def render_status(
     for venue, source in status["sources"].items():
         state = "connected" if source["connected"] else "DISCONNECTED"
         lines.append(
-            f"  {venue:<8} {state}, last message {source['last_message_at'] or 'never'}, "
+            f"  {venue:<8} {state}, {source['symbols']} symbols, "
+            f"last message {source['last_message_at'] or 'never'}, "
             f"{source['reconnects']} reconnects, {len(source['gaps'])} gaps in 24h, "
-            f"{source['parse_errors']} bad frames"
+            f"{source['parse_errors']} bad frames, {source['ignored']} ignored"
         )
+        if source["refused_subscriptions"]:
+            lines.append(
+                f"           {source['refused_subscriptions']} subscriptions REFUSED by the venue"
+            )
+        if source["retrying_since"]:
+            lines.append(
+                f"           retrying since {source['retrying_since']}: {source['last_error']};"
+                f" next attempt {source['next_attempt_at']}"
+            )
     lines += ["", f"Note: {THROTTLED_NOTE}"]
     return "\n".join(lines)

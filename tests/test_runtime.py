@@ -83,7 +83,7 @@ def _runtime(
 ) -> Runtime:
     clock = supervisor.clock
     return Runtime(
-        supervisor, sources, recorder, LoopLag(clock), Writer.inline(db), ["console"], clock
+        supervisor, lambda: sources, recorder, LoopLag(clock), Writer.inline(db), ["console"], clock
     )
 
 
@@ -211,7 +211,7 @@ async def test_the_collector_exposes_every_contract_metric_with_exact_values() -
     for lag in (0.0005, 0.03, 20.0):
         runtime.lag.observe(lag, 0.0)
     collector = LiqbotCollector(
-        sources,
+        lambda: sources,
         counts,
         Counter({"whale": 2, "funding": 1}),
         {"telegram": worker},
