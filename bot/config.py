@@ -77,6 +77,14 @@ _TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$", re.ASCII)
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`[metrics] listen = "host:port"`: the operator HTTP server (/metrics, /healthz,
+    /readyz). Absent: off."""
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
@@ -89,6 +97,7 @@ class Settings:
     discord: ChatPlatformSettings = field(
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
 
     @property
@@ -215,6 +224,19 @@ def _days(value: Any) -> float:
     return float(value)
 
 
+def _listen(value: Any) -> tuple[str, int]:
+    """ "host:port" ("[::1]:9108" for IPv6): a literal address or a name, and a port 1-65535."""
+    host, colon, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise ValueError('expected "host:port", such as "127.0.0.1:9108"')
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (1-65535)")
+    if any(char.isspace() or char in "/[]" for char in host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    return host, int(port)
+
+
 def _log_level(value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
@@ -258,8 +280,17 @@ class _Reader:
 
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
-    tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram", "discord"}
-    tables.add("outbox")
+    tables = {
+        "storage",
+        "exchanges",
+        "collector",
+        "logging",
+        "defaults",
+        "telegram",
+        "discord",
+        "metrics",
+        "outbox",
+    }
     for key in sorted(set(raw) - tables):
         if key in HOME_TABLES:
             reader.problems.append(f"{key}: belongs in a table: write it as {HOME_TABLES[key]}")
@@ -321,6 +352,8 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
     telegram = _chat_platform(reader, "telegram", TELEGRAM_API_URL, with_gateway=False)
     discord = _chat_platform(reader, "discord", DISCORD_API_URL, with_gateway=True)
+    metrics_raw = reader.table("metrics", {"listen"})
+    metrics = MetricsSettings(reader.value(metrics_raw, "metrics", "listen", _listen, None))
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
@@ -331,7 +364,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     if reader.problems:
         raise ConfigError(reader.problems)
     return Settings(
-        storage, exchanges, collector, log_level, defaults, telegram, discord, outbox=outbox
+        storage, exchanges, collector, log_level, defaults, telegram, discord, metrics, outbox
     )
 
 

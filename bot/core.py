@@ -11,6 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.clock import SYSTEM, Clock
+from bot.counters import LiquidationCounts
 from bot.derivatives import OI_HISTORY_MS, Derivatives
 from bot.engine import AlertEngine
 from bot.events import FundingRate, Liquidation, OpenInterest, SourceHealth
@@ -58,6 +59,7 @@ class Core:
             _interest_rows(market_data.read_open_interest(db)), now
         )
         self.recorder = Recorder(db, health)
+        self.liquidation_counts = LiquidationCounts()
         self.workers = {
             platform: OutboxWorker(
                 db,
@@ -106,6 +108,7 @@ class Core:
         for event in events:
             add(event)
         self.recorder.add_liquidations(events)
+        self.liquidation_counts.add(events)
         self.engine.on_liquidations(events)
 
     def on_funding(self, rates: list[FundingRate]) -> None:

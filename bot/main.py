@@ -19,14 +19,17 @@ from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
 from bot.errors import StartupError
-from bot.events import OpenInterest, merge_health
+from bot.events import OpenInterest, SourceHealth, merge_health
 from bot.feeds import Collector, send_new
+from bot.operations import Operations
 from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
 from bot.status import build_status
+from bot.supervisor import Fatal, Supervisor
 from bot.venues.common import MALFORMED
+from bot.writer import Writer
 from handlers import console, discord, telegram
 from handlers.discord import DiscordBot
 from handlers.telegram import TelegramBot
@@ -110,6 +113,22 @@ class App:
         async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
             sources = self._sources(session)
             scheduler = self._scheduler(sources)
+            # Operator endpoints and the runtime row, under the supervisor.
+            supervisor = Supervisor()
+            writer = await self._writer()
+            operations = Operations(
+                self.settings.metrics,
+                supervisor,
+                self.core,
+                self._source_health,
+                writer,
+            )
+            try:
+                await operations.start()
+            except StartupError:
+                await writer.close()
+                raise
+            supervisor.start()
             tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
             for platform in (self.telegram, self.discord):
                 if platform is not None:
@@ -120,14 +139,31 @@ class App:
             ]
             scheduler.start()
             log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
+            fatal = asyncio.ensure_future(supervisor.wait_fatal())
+            stopping = asyncio.ensure_future(stop.wait())
             try:
-                await stop.wait()
+                await asyncio.wait((fatal, stopping), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 log.info("stopping")
+                fatal.cancel()
+                stopping.cancel()
                 scheduler.shutdown(wait=False)
                 await cancel_all(tasks)  # the recorder last, so its final flush sees all
+                await supervisor.stop()
+                await operations.stop()
+                await writer.close()
+            if fatal.done() and not fatal.cancelled():
+                raise fatal.result()
         if self.fatal is not None:
             raise self.fatal
+
+    def _source_health(self) -> list[SourceHealth]:
+        """One health per venue, merged over its connections (what `status` shows)."""
+        return merge_health(c.current_health() for c in self.collectors)
+
+    async def _writer(self) -> Writer:
+        path = self.settings.storage.path
+        return await Writer.start(lambda: open_database(path))
 
     async def _or_stop(self, run: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
         """A platform's run; a StartupError (a refused token) stops all of `run`."""
@@ -237,7 +273,7 @@ class App:
 
 
 def run_forever(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; flush and return 0."""
+    """Run until SIGTERM or SIGINT; flush and return 0. A `Fatal` condition: its line, 1."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -246,5 +282,9 @@ def run_forever(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
         await App(settings).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Fatal as fatal:
+        log.error("%s", fatal)
+        return 1
     return 0

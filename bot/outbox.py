@@ -108,6 +108,7 @@ class OutboxWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._wake.set()  # deliver what a previous run left pending
+        self.sent = 0  # messages delivered (for metrics)
 
     def wake(self) -> None:
         """New rows, or chats changed: look at the outbox again."""
@@ -208,6 +209,7 @@ class OutboxWorker:
             return
         at = self.clock.now_ms()
         await self.writer.call(lambda db: alerts.mark_sent(db, row.id, at))
+        self.sent += 1
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
         attempts = row.attempts + 1

@@ -146,6 +146,25 @@ def add_source_coverage_and_retry_columns(db: Database) -> None:
 
 
 @migrations()
+def create_runtime_table(db: Database) -> None:
+    """One row that `run` rewrites every second, so `liqbot status` (another process) can show
+    how the running process is doing; `tasks` is a JSON object of task states."""
+    db.table("runtime").create(
+        {
+            "id": int,
+            "started_at": int,
+            "updated_at": int,
+            "stopped_at": int,
+            "loop_lag_p50_ms": float,
+            "loop_lag_p99_ms": float,
+            "loop_lag_max_ms": float,
+            "tasks": str,
+        },
+        pk="id",
+    )
+
+
+@migrations()
 def structure_outbox(db: Database) -> None:
     """Alerts as data (JSON, rendered per platform at delivery), retry times, the parts of a
     split message already delivered, and indexes that find each chat's oldest pending row and
