@@ -68,7 +68,7 @@ class FakeDeribit(FakeVenue):
         self.summaries: dict[str, list[JSON]] = {}
         self.tests_answered = 0
         self.refused_requests = 0
-        self._heartbeats: set[Connection] = set()
+        self._heartbeats: set[web.WebSocketResponse] = set()  # connections that asked for them
         self.app.router.add_get("/ws/api/v2", self._serve_ws)
         self._add_rest("/api/v2/public/get_book_summary_by_currency", self._book_summary)
 
@@ -95,7 +95,9 @@ class FakeDeribit(FakeVenue):
 
     async def send_test_requests(self) -> int:
         """Send a heartbeat test_request to each connection that asked for heartbeats."""
-        live = [conn for conn in self._heartbeats if not conn.ws.closed]
+        live = [
+            c for ws, c in self._connections.items() if ws in self._heartbeats and not ws.closed
+        ]
         for conn in live:
             await self._reply(conn, TEST_REQUEST)
         return len(live)
@@ -112,7 +114,7 @@ class FakeDeribit(FakeVenue):
         now_us = self.clock() * 1000
         envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "usIn": now_us, "usOut": now_us}
         if method == "public/set_heartbeat":
-            self._heartbeats.add(conn)
+            self._heartbeats.add(conn.ws)
             await self._reply(conn, {**envelope, "result": "ok"})
         elif method == "public/test":
             self.tests_answered += 1
