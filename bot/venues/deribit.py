@@ -94,28 +94,24 @@ def parse_liquidations(
             price = float(trade["price"])
             if not (0.0 < amount < inf and 0.0 < price < inf):
                 raise ValueError(trade)
-            usd, qty = (amount, amount / price) if inverse(name) else (amount * price, amount)
+            usd, qty = (amount, amount / price) if "_" not in name else (amount * price, amount)
             direction = trade["direction"]
-            positions = [_TAKER[direction]] if "T" in flag else []
-            if "M" in flag:
-                positions.append(_MAKER[direction])
-            if not positions:
-                raise ValueError(flag)
-            events += [
-                Liquidation(
-                    NAME,
-                    name,
-                    base_asset(name),
-                    position,
-                    price,
-                    qty,
-                    usd,
-                    int(trade["timestamp"]),
-                    recv_ts,
-                    trade,
+            ts = int(trade["timestamp"])
+            base = base_asset(name)
+            # Positional: three times cheaper than keywords. Order: venue, symbol, base,
+            # position, price, qty, usd, ts, recv_ts, raw.
+            if flag == "T" or flag == "MT":
+                position = _TAKER[direction]
+                events.append(
+                    Liquidation(NAME, name, base, position, price, qty, usd, ts, recv_ts, trade)
                 )
-                for position in positions
-            ]
+            if flag == "M" or flag == "MT":
+                position = _MAKER[direction]
+                events.append(
+                    Liquidation(NAME, name, base, position, price, qty, usd, ts, recv_ts, trade)
+                )
+            elif flag != "T":
+                raise ValueError(flag)
         except MALFORMED:
             bad += 1
     if bad and not events:
