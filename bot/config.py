@@ -97,10 +97,10 @@ class Settings:
 
 # Each venue's endpoints, from the catalog; a venue without a stream (Hyperliquid) has no ws_url.
 EXCHANGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    venue.name: {"rest_url": venue.rest_url} | ({"ws_url": venue.ws_url} if venue.ws_url else {})
+    venue.name: {"rest_url": venue.rest_url, "silence_timeout": venue.silence_timeout}
+    | ({"ws_url": venue.ws_url} if venue.ws_url else {})
     for venue in VENUES.values()
 }
-DEFAULT_SILENCE_TIMEOUT = 300.0
 
 
 class ConfigError(Exception):
@@ -300,7 +300,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
                 path,
                 "silence_timeout",
                 _duration("silence_timeout"),
-                DEFAULT_SILENCE_TIMEOUT,
+                endpoints["silence_timeout"],
             ),
         )
     if not any(exchange.enabled for exchange in exchanges.values()):

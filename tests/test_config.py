@@ -45,6 +45,8 @@ def test_new_venues_contract_defaults_enabled_with_the_real_endpoints() -> None:
         "deribit": (True, "wss://www.deribit.com/ws/api/v2", "https://www.deribit.com"),
         "hyperliquid": (True, "", "https://api.hyperliquid.xyz"),
     }
+    silence = {name: e.silence_timeout for name, e in exchanges.items()}
+    assert (silence["gate"], silence["bitget"], silence["deribit"]) == (900.0, 300.0, 300.0)
 
 
 def test_hyperliquid_has_no_stream_so_no_ws_url_key() -> None:

@@ -24,6 +24,9 @@ class Venue:
     ws_url: str | None  # the full URL the client connects to; None: the venue has no stream
     feed: Feed
     feed_note: str  # why the feed is complete or sampled, for /status
+    # Seconds without a liquidation after which a connection counts as dead. A feed that can be
+    # quiet for long in a calm market (Gate's) gets more, so calm is not read as an outage.
+    silence_timeout: float = 300.0
 
 
 VENUES: dict[str, Venue] = {
@@ -60,6 +63,7 @@ VENUES: dict[str, Venue] = {
             "wss://fx-ws.gateio.ws/v4/ws/usdt",
             "complete",
             "since 2026-08-20 each push holds all of a contract's liquidation orders of the period",
+            silence_timeout=900.0,  # about 2 liquidations a minute market-wide, quieter at night
         ),
         Venue(
             "bitget",
