@@ -269,3 +269,28 @@ async def test_hyperliquid_keeps_under_its_weight_budget(session: aiohttp.Client
         else:
             raise AssertionError("a third query within the minute was sent")
         assert len(fake.requests) == 2
+
+
+async def test_bitget_push_naming_a_new_pair_reloads_the_contracts(
+    session: aiohttp.ClientSession,
+) -> None:
+    sink = Sink()
+    async with FakeBitget() as fake, asyncio.timeout(WAIT):
+        fake.add_contract("BTCUSDT", "BTC")
+        source = BitgetSource(
+            RestClient(session, "bitget", fake.base_url), fake.ws_base + "/v3/ws/public"
+        )
+        [spec] = source.streams()
+        collector = Collector(
+            spec, session, exchange("bitget", spec.url, ""), FAST, sink.on_events, sink.on_gap
+        )
+        task = asyncio.create_task(collector.run())
+        await fake.wait_for_subscribed({BITGET_TOPIC})
+        fake.add_contract("NEWUSDT", "NEW")  # listed after liqbot loaded the list
+        await fake.push(liquidation_push("NEWUSDT", "buy", "2", "100", now_ms()))
+        contract_calls = lambda: [p for p, _ in fake.requests if p.endswith("/contracts")]  # noqa: E731
+        await fake.wait_until(lambda: len(contract_calls()) == 2)  # reloaded before reading on
+        await fake.push(liquidation_push("NEWUSDT", "buy", "2", "100", now_ms()))
+        await sink.wait_for(lambda: len(sink.events) == 1)
+        assert (sink.events[0].base, sink.events[0].qty, sink.events[0].usd) == ("NEW", 50.0, 100.0)
+        await stop(task)

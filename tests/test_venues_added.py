@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.events import FundingRate, Liquidation, OpenInterest
+from bot.sources import SOURCE_TYPES
 from bot.venues import bitget, deribit, gate, hyperliquid
+from bot.venues.catalog import VENUES
 from bot.venues.common import Control, Instrument, Tally, base_asset
 
 DATA = Path(__file__).parent / "data"
@@ -281,3 +283,8 @@ def test_hyperliquid_funding_is_hourly_and_oi_is_coin_times_mark_without_deliste
         OpenInterest("hyperliquid", "ETH", "ETH", 605822.2557999999 * 2123.7, NOW),
         OpenInterest("hyperliquid", "ATOM", "ATOM", 1485517.8400000001 * 2.1315, NOW),
     ]
+
+
+def test_every_catalog_venue_has_a_source_and_a_test_data_folder() -> None:
+    assert list(SOURCE_TYPES) == list(VENUES)
+    assert all((DATA / name / "PROVENANCE").is_file() for name in VENUES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bot.adapters.reload import ReloadOnUnknown
 from bot.events import FundingRate, Liquidation, OpenInterest
 from bot.feeds import StreamSpec
 from bot.recorder import now_ms
@@ -41,6 +42,7 @@ class BitgetSource:
                 tally=self._tally,
                 control=bitget.control,
                 symbols=lambda: len(self.universe),
+                reload=ReloadOnUnknown(self.venue, self._tally, self.refresh_instruments),
             )
         ]
 

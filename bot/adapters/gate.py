@@ -3,31 +3,26 @@ for funding and open interest too)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
+from bot.adapters.reload import ReloadOnUnknown
 from bot.events import FundingRate, Liquidation, OpenInterest
 from bot.feeds import StreamSpec
 from bot.recorder import now_ms
-from bot.rest import RestClient, RestError
+from bot.rest import RestClient
 from bot.venues import gate
-from bot.venues.common import MALFORMED, Tally
-
-log = logging.getLogger(__name__)
+from bot.venues.common import Tally
 
 
 class GateSource:
     venue = gate.NAME
-    # A push may name a contract listed after the last reload; reload at most this often.
-    RELOAD_COOLDOWN = 60.0
 
     def __init__(self, rest: RestClient, ws_url: str) -> None:
         self.rest = rest
         self.ws_url = ws_url
         self.contracts: dict[str, gate.Contract] = {}
         self._tally = Tally()
-        self._reloaded_at = float("-inf")
 
     def streams(self) -> list[StreamSpec]:
         return [
@@ -35,30 +30,18 @@ class GateSource:
                 self.venue,
                 self.ws_url,
                 self._parse,
-                # Gate answers its own pings; the socket library answers the server's.
+                # Keep-alive: Gate's server sends websocket pings, which aiohttp answers.
                 subscribe_frames=lambda: [gate.subscribe_frame(int(time.time()))],
                 prepare=self._ensure_contracts,
                 tally=self._tally,
                 control=gate.control,
                 symbols=lambda: len(self.contracts),
-                reload=self._reload_for_unknown,
+                reload=ReloadOnUnknown(self.venue, self._tally, self.refresh_instruments),
             )
         ]
 
     def _parse(self, frame: Any, recv_ts: int) -> list[Liquidation] | None:
         return gate.parse_liquidations(frame, recv_ts, self.contracts, self._tally)
-
-    async def _reload_for_unknown(self) -> None:
-        unknown = sorted(self._tally.unknown)
-        self._tally.unknown.clear()
-        if time.monotonic() - self._reloaded_at < self.RELOAD_COOLDOWN:
-            return
-        self._reloaded_at = time.monotonic()
-        log.info("gate: %s not in the contracts list; reloading it", ", ".join(unknown[:10]))
-        try:
-            await self.refresh_instruments()
-        except (RestError, *MALFORMED) as error:
-            log.warning("gate: reloading contracts failed: %s", error)
 
     async def _ensure_contracts(self) -> None:
         if not self.contracts:

@@ -40,7 +40,8 @@ def parse_liquidations(
     frame: Any, recv_ts: int, universe: dict[str, Instrument], tally: Tally | None = None
 ) -> list[Liquidation] | None:
     """Events in one push; [] for acks, errors, pongs, other topics and empty pushes; None for a
-    malformed frame. Pairs outside `universe` are ignored (counted in `tally`)."""
+    malformed frame. Pairs outside `universe` are ignored and named in `tally.unknown` (the
+    caller reloads its list)."""
     if not isinstance(frame, dict):
         return None
     arg = frame.get("arg")
@@ -56,6 +57,7 @@ def parse_liquidations(
             instrument = universe.get(item["symbol"])
             if instrument is None:
                 if tally is not None:
+                    tally.unknown.add(item["symbol"])
                     tally.ignored += 1
                 continue
             usd = float(item["amount"])
