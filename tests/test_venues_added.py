@@ -7,11 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bot.config import settings_from_dict
 from bot.events import FundingRate, Liquidation, OpenInterest
 from bot.sources import SOURCE_TYPES
+from bot.status import build_status, render_status
 from bot.venues import bitget, deribit, gate, hyperliquid
 from bot.venues.catalog import VENUES
 from bot.venues.common import Control, Instrument, Tally, base_asset
+from storage import open_database
 
 DATA = Path(__file__).parent / "data"
 RECV = 1777358900000
@@ -288,3 +291,33 @@ def test_hyperliquid_funding_is_hourly_and_oi_is_coin_times_mark_without_deliste
 def test_every_catalog_venue_has_a_source_and_a_test_data_folder() -> None:
     assert list(SOURCE_TYPES) == list(VENUES)
     assert all((DATA / name / "PROVENANCE").is_file() for name in VENUES)
+
+
+def test_chat_status_says_which_venues_a_figure_covers_and_which_are_sampled() -> None:
+    status = build_status(open_database(":memory:"), settings_from_dict({}), NOW)
+    assert set(status["liquidations"]["1h"]["by_exchange"]) == {
+        "binance",
+        "bybit",
+        "okx",
+        "gate",
+        "bitget",
+        "deribit",
+    }
+    assert list(status["sources"]) == list(VENUES)
+    text = render_status(status, windows=("1h", "24h"))  # what /status in a chat sends
+    coverage = text[text.index("Coverage:") :].splitlines()
+    assert coverage == [
+        "Coverage:",
+        "  Liquidation totals: Binance, Bybit, OKX, Gate, Bitget, Deribit",
+        "  Sampled, so totals are lower bounds: "
+        "Binance: at most the latest liquidation per symbol per second; "
+        "OKX: OKX says its feed does not represent the total; "
+        "Bitget: only the largest long and the largest short per pair per second",
+        "  Funding and open interest: Binance, Bybit, OKX, Gate, Bitget, Deribit, Hyperliquid",
+    ]
+    only_bybit = settings_from_dict(
+        {"exchanges": {name: {"enabled": name in ("bybit", "gate")} for name in VENUES}}
+    )
+    narrow = render_status(build_status(open_database(":memory:"), only_bybit, NOW))
+    assert "  Liquidation totals: Bybit, Gate\n" in narrow
+    assert "lower bounds" not in narrow
