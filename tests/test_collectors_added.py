@@ -159,7 +159,7 @@ async def test_deribit_answers_test_requests_and_trades_keep_a_quiet_feed_alive(
             RestClient(session, "deribit", fake.base_url), fake.ws_base + "/ws/api/v2"
         )
         [spec] = source.streams()
-        settings = exchange("deribit", spec.url, "", silence=0.3)
+        settings = exchange("deribit", spec.url, "", silence=0.6)
         collector = Collector(spec, session, settings, FAST, sink.on_events, sink.on_gap)
         task = asyncio.create_task(collector.run())
         await fake.wait_for_subscribed({"trades.future.BTC.100ms", "trades.future.USDC.100ms"})
@@ -167,7 +167,7 @@ async def test_deribit_answers_test_requests_and_trades_keep_a_quiet_feed_alive(
         assert await fake.send_test_requests() == 1
         await fake.wait_until(lambda: fake.tests_answered == 1)
         ts = now_ms()
-        for _ in range(4):  # plain trades for longer than silence_timeout: no reconnect
+        for _ in range(9):  # plain trades for longer than silence_timeout: no reconnect
             await fake.push(
                 trades("trades.future.BTC.100ms", [trade("BTC-PERPETUAL", "buy", 10, 90000, ts)])
             )
