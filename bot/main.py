@@ -25,7 +25,7 @@ from bot.operations import Operations
 from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
-from bot.sources import BinanceSource, BybitSource, OkxSource, Source
+from bot.sources import SOURCE_TYPES, Source
 from bot.status import build_status
 from bot.supervisor import Fatal, Supervisor
 from bot.venues.common import MALFORMED
@@ -37,11 +37,6 @@ from storage import market_data, open_database
 
 log = logging.getLogger(__name__)
 
-SOURCE_TYPES: dict[str, type[BinanceSource] | type[BybitSource] | type[OkxSource]] = {
-    "binance": BinanceSource,
-    "bybit": BybitSource,
-    "okx": OkxSource,
-}
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
 CLOCK_TICK = 1.0
 PRUNE_INTERVAL = 3600.0

@@ -11,17 +11,13 @@ from sqlite_utils import Database
 from bot.config import Settings
 from bot.formatting import format_percent, format_rate, format_usd, iso_utc
 from bot.market import HISTORY_MINUTES, MarketState, WindowTotals
+from bot.venues.catalog import VENUES, title
 from storage import market_data, runtime
 
 STATUS_WINDOWS = ("5m", "1h", "4h", "24h")
 # Health rows are rewritten every second by `run`; older ones mean `run` is not running.
 HEALTH_STALE_MS = 15_000
 GAPS_SINCE_MS = 24 * 3_600_000
-THROTTLED_NOTE = (
-    "Binance and OKX throttle their liquidation feeds (Binance sends at most one liquidation per "
-    "symbol per second; OKX says its feed does not represent the total), so totals are lower "
-    "bounds. Bybit's feed is complete."
-)
 
 
 def _window_json(totals: WindowTotals, venues: list[str]) -> dict[str, Any]:
@@ -35,6 +31,39 @@ def _window_json(totals: WindowTotals, venues: list[str]) -> dict[str, Any]:
         "by_exchange": by_exchange,
         "by_symbol": totals.by_base,
     }
+
+
+def _feed(venue: str) -> str:
+    known = VENUES.get(venue)
+    return known.feed if known else "complete"
+
+
+def coverage(venues: list[str]) -> dict[str, list[str]]:
+    """Which enabled venues each figure covers: liquidation totals come from the venues with a
+    feed, and the `sampled` ones only send part of theirs, so totals are lower bounds."""
+    return {
+        "liquidations": [v for v in venues if _feed(v) != "none"],
+        "sampled": [v for v in venues if _feed(v) == "sampled"],
+        "funding": list(venues),
+        "open_interest": list(venues),
+    }
+
+
+def _names(venues: list[str]) -> str:
+    return ", ".join(title(v) for v in venues) or "none"
+
+
+def coverage_lines(covered: dict[str, list[str]]) -> list[str]:
+    """The human form of `coverage`, for the CLI and chats' /status."""
+    lines = ["Coverage:", f"  Liquidation totals: {_names(covered['liquidations'])}"]
+    if covered["sampled"]:
+        notes = "; ".join(
+            f"{title(v)}: {VENUES[v].feed_note}" if v in VENUES else title(v)
+            for v in covered["sampled"]
+        )
+        lines.append(f"  Sampled, so totals are lower bounds: {notes}")
+    lines.append(f"  Funding and open interest: {_names(covered['funding'])}")
+    return lines
 
 
 def _merged_gaps(rows: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
@@ -74,6 +103,7 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
             "messages": row.get("messages", 0),
             "parse_errors": row.get("parse_errors", 0),
             "gaps": gaps.get(venue, []),
+            "liquidation_feed": _feed(venue),
             "ignored": row.get("ignored") or 0,
             "symbols": row.get("symbols") or 0,
             "refused_subscriptions": row.get("refused") or 0,
@@ -81,9 +111,12 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
             "last_error": row.get("last_error") if fresh else None,
             "next_attempt_at": iso_utc(row.get("next_attempt_at")) if fresh else None,
         }
+    covered = coverage(venues)
+    feeds = covered["liquidations"]
     return {
         "generated_at": iso_utc(now),
-        "liquidations": {w: _window_json(market.totals(w), venues) for w in STATUS_WINDOWS},
+        "coverage": covered,
+        "liquidations": {w: _window_json(market.totals(w), feeds) for w in STATUS_WINDOWS},
         "funding": [
             {
                 key: row[key]
@@ -210,6 +243,9 @@ def render_status(
         ]
     lines += ["", "Sources:"]
     for venue, source in status["sources"].items():
+        if source.get("liquidation_feed") == "none":
+            lines.append(f"  {venue:<8} no liquidation feed: funding and open interest by REST")
+            continue
         state = "connected" if source["connected"] else "DISCONNECTED"
         lines.append(
             f"  {venue:<8} {state}, {source['symbols']} symbols, "
@@ -226,5 +262,6 @@ def render_status(
                 f"           retrying since {source['retrying_since']}: {source['last_error']};"
                 f" next attempt {source['next_attempt_at']}"
             )
-    lines += ["", f"Note: {THROTTLED_NOTE}"]
+    if "coverage" in status:
+        lines += ["", *coverage_lines(status["coverage"])]
     return "\n".join(lines)
