@@ -207,7 +207,7 @@ class App:
         self.market.advance(now_ms())
 
     async def _scheduled_alerts(self) -> None:
-        self.core.engine.scheduled(now_ms())
+        await self.core.engine.scheduled(now_ms())
 
     async def _prune(self) -> None:
         storage = self.settings.storage
