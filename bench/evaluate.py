@@ -19,8 +19,8 @@ any or 50-95%, funding, open interest, whale and spike rules each on for some; 4
 whole market, the rest 1-3 of 30 common assets; a few muted, some with quiet hours. Untimed
 setup: the chats are inserted in bulk, Core starts on the database as `liqbot run` does, and a
 first full pass records every rule already over its threshold disarmed, without alerts (a fresh
-deployment, printed), so the timed passes start from the steady state: crossed rules disarmed. Then, with AlertEngine
-.evaluate on a simulated clock:
+deployment, printed), so the timed passes start from the steady state: crossed rules disarmed.
+Then, with AlertEngine.evaluate on a simulated clock:
 - calm: a quarter second later each time, two ordinary liquidations arrive; a liquidation pass
   (what a feed batch triggers) and a full pass (with funding, open interest and their
   re-arming: the 10 s timer, or a poll);
@@ -464,8 +464,8 @@ def phase_pass(args: argparse.Namespace, chats: int, tmp: str) -> None:
         disarmed = sum(not state.armed for state in engine.states.values())
         print(
             f"  first pass (fresh deployment: rules already over their threshold start"
-            f" disarmed): {first.rows[0]:,} alerts in {first.seconds[0]:.1f} s; then {len(engine.states):,}"
-            f" rule states, {disarmed:,} disarmed",
+            f" disarmed): {first.rows[0]:,} alerts in {first.seconds[0]:.1f} s; then"
+            f" {len(engine.states):,} rule states, {disarmed:,} disarmed",
             flush=True,
         )
         calm = [Case("calm, liquidations"), Case("calm, full")]
