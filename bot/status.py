@@ -1,5 +1,7 @@
-"""`liqbot status`: a summary built from the database that `liqbot run` writes, so it works from
-a second process while the bot runs."""
+"""Status: liquidation totals, funding, open interest and source health. `liqbot status` builds it
+from the database that `liqbot run` writes, so it works from a second process while the bot runs
+(`build_status`); a chat's /status inside `liqbot run` reads the market the bot holds in memory
+(`build_live_status`: no rebuild from SQL on the event loop)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.config import Settings
+from bot.derivatives import Derivatives
 from bot.formatting import format_percent, format_rate, format_usd, iso_utc
 from bot.market import HISTORY_MINUTES, MarketState, WindowTotals
 from storage import market_data
@@ -38,8 +41,73 @@ def _window_json(totals: WindowTotals, venues: list[str]) -> dict[str, Any]:
 
 
 def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
+    """The status from the database alone (another process than `liqbot run`)."""
     market = MarketState(now)
     market.load_rollups(market_data.read_rollups(db, market.minute - HISTORY_MINUTES))
+    return _status(
+        db,
+        settings,
+        market,
+        [
+            {
+                key: row[key]
+                for key in ("symbol", "base", "rate", "interval_hours", "rate_8h", "apr")
+            }
+            | {"exchange": row["venue"]}
+            for row in market_data.read_funding(db)
+        ],
+        [
+            {
+                "exchange": row["venue"],
+                "symbol": row["symbol"],
+                "base": row["base"],
+                "usd": row["usd"],
+            }
+            for row in market_data.read_open_interest(db)
+        ],
+        now,
+    )
+
+
+def build_live_status(
+    db: Database, settings: Settings, market: MarketState, derivatives: Derivatives, now: int
+) -> dict[str, Any]:
+    """The same status inside `liqbot run`, from the market state it holds in memory (only
+    the few source health and gap rows are read from the database)."""
+    rates = sorted(derivatives.funding.values(), key=lambda r: (-abs(r.rate_8h), r.venue, r.symbol))
+    interests = sorted(derivatives.open_interests(), key=lambda i: (-i.usd, i.venue, i.symbol))
+    return _status(
+        db,
+        settings,
+        market,
+        [
+            {
+                "symbol": r.symbol,
+                "base": r.base,
+                "rate": r.rate,
+                "interval_hours": r.interval_hours,
+                "rate_8h": r.rate_8h,
+                "apr": r.apr,
+                "exchange": r.venue,
+            }
+            for r in rates
+        ],
+        [
+            {"exchange": i.venue, "symbol": i.symbol, "base": i.base, "usd": i.usd}
+            for i in interests
+        ],
+        now,
+    )
+
+
+def _status(
+    db: Database,
+    settings: Settings,
+    market: MarketState,
+    funding: list[dict[str, Any]],
+    open_interest: list[dict[str, Any]],
+    now: int,
+) -> dict[str, Any]:
     venues = [exchange.name for exchange in settings.enabled_exchanges]
     gaps: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for gap in market_data.read_gaps(db, now - GAPS_SINCE_MS):
@@ -66,23 +134,8 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
     return {
         "generated_at": iso_utc(now),
         "liquidations": {w: _window_json(market.totals(w), venues) for w in STATUS_WINDOWS},
-        "funding": [
-            {
-                key: row[key]
-                for key in ("symbol", "base", "rate", "interval_hours", "rate_8h", "apr")
-            }
-            | {"exchange": row["venue"]}
-            for row in market_data.read_funding(db)
-        ],
-        "open_interest": [
-            {
-                "exchange": row["venue"],
-                "symbol": row["symbol"],
-                "base": row["base"],
-                "usd": row["usd"],
-            }
-            for row in market_data.read_open_interest(db)
-        ],
+        "funding": funding,
+        "open_interest": open_interest,
         "sources": sources,
     }
 
