@@ -154,8 +154,9 @@ class Arming:
             self._add_contexts(group)
 
     def _add_contexts(self, group: Group) -> None:
+        """The group's contexts, from its chats' disarmed rules."""
         disarmed = self._disarmed
-        found: list[Fired] = []
+        by_context: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
         where: dict[str, dict[int, int]] = {}  # rule -> id(sub) -> position in its ladder
         for sub in group.members:
             pairs = disarmed.get(sub.key)
@@ -167,8 +168,9 @@ class Arming:
                         positions = where[rule] = {id(s): p for p, s in enumerate(subs)}
                     position = positions.get(id(sub))
                     if position is not None:  # else the rule is off for this chat
-                        found.append((rule, group, asset, position))
-        self.disarm(found)
+                        by_context[rule, asset].append(position)
+        for (rule, asset), found in by_context.items():
+            self._context(rule, group, asset).disarm(sorted(found))
 
     def regroup(self, changes: Iterable[tuple[Group | None, Group]]) -> None:
         """A settings change replaced these groups (old None: a new one); the new ones are
@@ -196,18 +198,22 @@ class Arming:
         for rule, group, asset, position in fired:
             by_context[rule, group, asset].append(position)
         for (rule, group, asset), positions in by_context.items():
-            contexts = self.contexts[rule]
-            context = contexts.get((group, asset))
-            if context is None:
-                context = contexts[group, asset] = Context(group.ladders[rule])
-                self._of_group[group].add((rule, asset))
-                if rule in self._by_value:
-                    key = (group.window if rule == "oi" else "", asset)
-                    self._by_value[rule].setdefault(key, {})[group, asset] = context
+            context = self._context(rule, group, asset)
             context.disarm(positions)
             subs = context.ladder.subs
             for position in positions:
                 self._disarmed[subs[position].key].add((rule, asset))
+
+    def _context(self, rule: str, group: Group, asset: str) -> Context:
+        contexts = self.contexts[rule]
+        context = contexts.get((group, asset))
+        if context is None:
+            context = contexts[group, asset] = Context(group.ladders[rule])
+            self._of_group[group].add((rule, asset))
+            if rule in self._by_value:
+                key = (group.window if rule == "oi" else "", asset)
+                self._by_value[rule].setdefault(key, {})[group, asset] = context
+        return context
 
     def due(self, snap: Snapshot) -> set[int] | None:
         """Indexes of the groups whose liquidation rules this pass must look at (None: all):

@@ -16,6 +16,7 @@ the next pass: it fires at the next crossing. Whale alerts are single new events
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections import defaultdict
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from bot import messages
+from bot import heap, messages
 from bot.arming import LEVEL_RULES, Arming
 from bot.clock import SYSTEM, Clock
 from bot.derivatives import Derivatives
@@ -46,8 +47,18 @@ MIN_PASS_INTERVAL = 0.25  # seconds between passes triggered by liquidations
 FULL_PASS_INTERVAL = 10.0  # funding, open interest and re-arming are checked at least this often
 DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this long after its time
 MS_PER_MINUTE = 60_000
-SLICE_CHATS = 1000  # chats whose outbox items are built between two yields to the loop
+SLICE_CHATS = 250  # chats whose outbox items are built between two yields to the loop
+SLICE_FIRED = 2000  # firings applied to the index between two yields
+BULK_STATES = 10_000  # a pass that records more rule states freezes them (see bot.heap)
 PRIMED = RuleState(False, 0)  # over its threshold when the chat arrived: disarmed, never fired
+
+
+Index = tuple[RuleBook, dict[StateKey, RuleState], Arming]  # what the engine starts from
+
+
+def _index(db: Database) -> Index:
+    book, states = RuleBook(alerts.active_subscriptions(db)), alerts.load_rule_states(db)
+    return book, states, Arming(book, states)
 
 
 class AlertEngine:
@@ -60,7 +71,10 @@ class AlertEngine:
         on_enqueued: Callable[[set[str]], None] = lambda platforms: None,
         writer: Writer | None = None,
         clock: Clock = SYSTEM,
+        index: Index | None = None,
     ) -> None:
+        """`index`: what `load_index` read and built; else it is read and built here, on the
+        caller's thread (tests, tools)."""
         self.db = db
         self.market = market
         self.norms = norms
@@ -68,8 +82,9 @@ class AlertEngine:
         self.on_enqueued = on_enqueued
         self.writer = writer if writer is not None else Writer.inline(db)
         self.clock = clock
-        self.book = RuleBook(alerts.active_subscriptions(db))
-        self.states = alerts.load_rule_states(db)
+        if index is None:
+            index = _index(db)
+        self.book, self._states, self.arming = index
         # Chats whose rules already over threshold start disarmed (see the module's note).
         self._arriving: set[str] = set() if self.states else set(self.book.by_key)
         self._whales: list[Liquidation] = []
@@ -77,6 +92,13 @@ class AlertEngine:
         self._market_data_changed = True
         self._in_pass = False
         self._changes: list[Subscription] = []  # settings changes that came during a pass
+
+    @staticmethod
+    async def load_index(writer: Writer) -> Index:
+        """Read the subscriptions and rule states on the writer's thread and index them there
+        (building 100,000 chats' index takes the loop's thread only at the GIL's switches)."""
+        with heap.paused():
+            return await writer.call(_index)
 
     @property
     def states(self) -> dict[StateKey, RuleState]:
@@ -140,8 +162,10 @@ class AlertEngine:
         """One pass over every rule; returns how many alerts were recorded. If recording
         fails, the engine is as before the pass (the whales seen are kept for the next)."""
         self._in_pass = True
+        bulk = len(self._arriving) > BULK_STATES  # a fresh deployment: see bot.heap
         try:
-            return await self._evaluate(now)
+            with heap.paused() if bulk else contextlib.nullcontext():
+                return await self._evaluate(now)
         finally:
             self._in_pass = False
             changes, self._changes = self._changes, []
@@ -181,11 +205,15 @@ class AlertEngine:
         # Committed: now the rules' states change in memory.
         if self.arming is arming:
             arming.apply(rearming)
-            arming.disarm(evaluation.fired)
+            for start in range(0, len(evaluation.fired), SLICE_FIRED):
+                arming.disarm(evaluation.fired[start : start + SLICE_FIRED])
+                await asyncio.sleep(0)
             arming.settled = evaluation.settled
         else:  # the index was rebuilt during the pass: rebuild from the states
             self.arming = Arming(self.book, self.states)
         self._arriving -= arriving
+        if len(fired) > BULK_STATES:
+            heap.freeze()  # a fresh deployment's states: long-lived, out of the collector's way
         return added
 
     def _outbox_items(

@@ -14,6 +14,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlite_utils import Database
 
+from bot import heap
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
@@ -114,6 +115,7 @@ class App:
                 for collector in self.collectors
             ]
             scheduler.start()
+            heap.freeze()  # start-up's objects live on: out of the collector's sight
             log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
             try:
                 await stop.wait()

@@ -23,6 +23,7 @@ from bot.subscriptions import Subscription
 from storage.alerts import RuleState
 
 GROUPS_PER_STEP = 64  # groups (or funding/OI pairs) looked at between two yields to the loop
+TRIGGERS_PER_STEP = 1000  # or, sooner, once this many triggers were made
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +145,10 @@ class Evaluation:
         sides, spike_ratio = snap.sides, snap.spike_ratio_of
         due = self._due
         waiting = self.settled.waiting
+        mark = 0
         for step, index in enumerate(range(len(groups)) if due is None else sorted(due)):
-            if step % GROUPS_PER_STEP == GROUPS_PER_STEP - 1:
+            if step % GROUPS_PER_STEP == GROUPS_PER_STEP - 1 or len(self.triggers) > mark:
+                mark = len(self.triggers) + TRIGGERS_PER_STEP
                 yield
             group = groups[index]
             long_usd, short_usd = sides(*group.key)
@@ -195,8 +198,10 @@ class Evaluation:
                 hits += [(index, 1, rank, base) for index in market.reached(level)]
         hits.sort()
         contexts = self.arming.contexts
+        mark = len(self.triggers) + TRIGGERS_PER_STEP
         for step, (index, kind, _, base) in enumerate(hits):
-            if step % GROUPS_PER_STEP == GROUPS_PER_STEP - 1:
+            if step % GROUPS_PER_STEP == GROUPS_PER_STEP - 1 or len(self.triggers) > mark:
+                mark = len(self.triggers) + TRIGGERS_PER_STEP
                 yield
             group = groups[index]
             rule = "oi" if kind else "funding"

@@ -141,6 +141,7 @@ def test_incremental_updates_decide_as_a_rebuild(
 
 
 def test_a_settings_change_at_100k_chats_takes_under_5_ms() -> None:
+    """Timed in this thread's CPU time: the machine is shared (bench/loop.py has wall time)."""
     rng = random.Random(7)
     subs = [random_sub(rng, n) for n in range(100_000)]
     states = random_states(rng, 100_000)
@@ -151,8 +152,8 @@ def test_a_settings_change_at_100k_chats_takes_under_5_ms() -> None:
         changed = replace(subs[number], thresholds=replace(subs[number].thresholds, liq=2.5e6))
         if number % 5 == 0:
             changed = replace(changed, active=False)
-        started = time.perf_counter()
+        started = time.thread_time()
         arming.regroup(book.update(changed))
-        timings.append(time.perf_counter() - started)
+        timings.append(time.thread_time() - started)
     timings.sort()
     assert timings[len(timings) // 2] < 0.005, f"median {timings[len(timings) // 2] * 1000:.2f} ms"
