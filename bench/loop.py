@@ -49,7 +49,7 @@ from bot.config import settings_from_dict
 from bot.engine import MIN_PASS_INTERVAL, AlertEngine, Index
 from bot.market import HISTORY_MINUTES, MarketState
 from bot.rulebook import RuleBook
-from bot.status import build_live_status, build_status, render_status
+from bot.status import LiveStatus, build_status, render_status
 from bot.writer import Writer
 from storage import alerts, market_data, open_database
 from storage.alerts import RuleState
@@ -248,13 +248,11 @@ class Bench:
             self.engine.subscription_changed(sub)
             on_loop.append(time.perf_counter() - started)
 
+        live = LiveStatus(self.db, self.settings, self.core.market, self.core.derivatives)
+
         async def status_command() -> str:
             started = time.perf_counter()
-            market, derivatives = self.core.market, self.core.derivatives
-            text = render_status(
-                build_live_status(self.db, self.settings, market, derivatives, now),
-                windows=("1h", "24h"),
-            )
+            text = render_status(live.build(now), windows=("1h", "24h"))
             on_loop.append(time.perf_counter() - started)
             return text
 

@@ -24,7 +24,7 @@ from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
-from bot.status import build_live_status
+from bot.status import LiveStatus
 from bot.venues.common import MALFORMED
 from handlers import console, discord, telegram
 from handlers.discord import DiscordBot
@@ -93,12 +93,11 @@ class App:
         return sorted(seen)
 
     def _commands(self) -> CommandCore:
+        live = LiveStatus(self.db, self.settings, self.core.market, self.core.derivatives)
         return CommandCore(
             self.db,
             self.settings.defaults,
-            status=lambda: build_live_status(
-                self.db, self.settings, self.core.market, self.core.derivatives, now_ms()
-            ),
+            status=lambda: live.build(now_ms()),
             on_change=lambda: self.core.engine.reload_subscriptions(),
         )
 

@@ -20,6 +20,7 @@ STATUS_WINDOWS = ("5m", "1h", "4h", "24h")
 # Health rows are rewritten every second by `run`; older ones mean `run` is not running.
 HEALTH_STALE_MS = 15_000
 GAPS_SINCE_MS = 24 * 3_600_000
+LIVE_STATUS_MS = 1_000  # a chat's /status is at most this old
 THROTTLED_NOTE = (
     "Binance and OKX throttle their liquidation feeds (Binance sends at most one liquidation per "
     "symbol per second; OKX says its feed does not represent the total), so totals are lower "
@@ -98,6 +99,23 @@ def build_live_status(
         ],
         now,
     )
+
+
+class LiveStatus:
+    """`build_live_status` for chats, built at most once a second: a burst of /status costs
+    one build, not one each."""
+
+    def __init__(
+        self, db: Database, settings: Settings, market: MarketState, derivatives: Derivatives
+    ) -> None:
+        self._args = (db, settings, market, derivatives)
+        self._built: tuple[int, dict[str, Any]] | None = None
+
+    def build(self, now: int) -> dict[str, Any]:
+        second = now // LIVE_STATUS_MS
+        if self._built is None or self._built[0] != second:
+            self._built = (second, build_live_status(*self._args, now))
+        return self._built[1]
 
 
 def _status(

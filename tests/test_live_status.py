@@ -10,7 +10,7 @@ import pytest
 from bot.config import settings_from_dict
 from bot.core import Core
 from bot.events import FundingRate, OpenInterest, SourceHealth
-from bot.status import build_live_status, build_status
+from bot.status import LiveStatus, build_live_status, build_status
 from storage import market_data, open_database
 from tests.engine_builders import HOUR, MINUTE, T0, liq, seed_history
 
@@ -58,3 +58,14 @@ def test_the_live_status_does_not_read_the_market_back_from_sql(
         monkeypatch.setattr(market_data, name, pytest.fail)
     status = build_live_status(core.db, settings_from_dict({}), core.market, core.derivatives, T0)
     assert status["liquidations"]["1h"]["count"] == 0
+
+
+def test_a_burst_of_status_builds_it_once_a_second(tmp_path: Path) -> None:
+    core = Core(open_database(tmp_path / "liqbot.db"), T0, channels={})
+    live = LiveStatus(core.db, settings_from_dict({}), core.market, core.derivatives)
+    first = live.build(T0)
+    assert live.build(T0 + 999 - T0 % 1000) is first
+    core.on_liquidations([liq("BTC", "long", 5e5, T0)])
+    later = live.build(T0 + 1000)
+    assert later is not first
+    assert later["liquidations"]["1h"]["total_usd"] == 5e5
