@@ -33,24 +33,25 @@ class Ladder:
     """Subscriptions sorted by one threshold (0 = rule off, left out). Ties are in chat key
     order where chats come and go one at a time (`insert`, `remove`), else in `subs` order."""
 
-    def __init__(self, pairs: Iterable[tuple[float, Subscription]]) -> None:
+    def __init__(self, thresholds: list[float], subs: list[Subscription]) -> None:
+        """`thresholds` ascending, `subs` in the same order."""
+        self.thresholds = thresholds
+        self.subs = subs
+        self.sides = [sub.thresholds.side for sub in subs]  # for the window rule
+        self.mutes = [_mute(sub) for sub in subs]
+
+    @classmethod
+    def of_pairs(cls, pairs: Iterable[tuple[float, Subscription]]) -> Ladder:
+        """(threshold, chat) pairs, ties in chat key order (for `insert` and `remove`)."""
         ordered = sorted((pair for pair in pairs if pair[0] > 0), key=_key)
-        self._fill([threshold for threshold, _ in ordered], [sub for _, sub in ordered])
+        return cls([threshold for threshold, _ in ordered], [sub for _, sub in ordered])
 
     @classmethod
     def of(cls, subs: Sequence[Subscription], threshold: str) -> Ladder:
         """The chats of `subs` by `Thresholds.<threshold>`."""
         value = attrgetter(f"thresholds.{threshold}")
         ordered = sorted([sub for sub in subs if value(sub) > 0], key=value)
-        ladder = cls.__new__(cls)
-        ladder._fill([value(sub) for sub in ordered], ordered)
-        return ladder
-
-    def _fill(self, thresholds: list[float], subs: list[Subscription]) -> None:
-        self.thresholds = thresholds
-        self.subs = subs
-        self.sides = [sub.thresholds.side for sub in subs]  # for the window rule
-        self.mutes = [_mute(sub) for sub in subs]
+        return cls([value(sub) for sub in ordered], ordered)
 
     def __bool__(self) -> bool:
         return bool(self.subs)
@@ -166,7 +167,7 @@ class RuleBook:
         self.market_funding = Watchers()
         self.market_oi: defaultdict[str, Watchers] = defaultdict(Watchers)
         self._with_oi: Counter[str] = Counter()  # window -> groups with an open interest rule
-        self.whales: defaultdict[str, Ladder] = defaultdict(lambda: Ladder(()))
+        self.whales: defaultdict[str, Ladder] = defaultdict(lambda: Ladder([], []))
         grouped: defaultdict[GroupKey, list[Subscription]] = defaultdict(list)
         whales: defaultdict[str, list[tuple[float, Subscription]]] = defaultdict(list)
         for sub in subs:
@@ -178,7 +179,7 @@ class RuleBook:
             for start in range(0, len(members), SHARD_SIZE):
                 self._add_group(Group(window, watch, members[start : start + SHARD_SIZE]))
         for base, pairs in whales.items():
-            self.whales[base] = Ladder(pairs)
+            self.whales[base] = Ladder.of_pairs(pairs)
         self.min_whale = self._min_whale()
 
     @property

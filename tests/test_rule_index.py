@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import ast
 import random
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import bot
 from bot import rulebook
 from bot.arming import LEVEL_RULES, Arming
 from bot.derivatives import Derivatives
@@ -157,3 +160,29 @@ def test_a_settings_change_at_100k_chats_takes_under_5_ms() -> None:
         timings.append(time.thread_time() - started)
     timings.sort()
     assert timings[len(timings) // 2] < 0.005, f"median {timings[len(timings) // 2] * 1000:.2f} ms"
+
+
+DECIDE_SIDE = ("rulebook", "snapshot", "arming", "rules", "engine")
+LAYER = {name: rank for rank, name in enumerate(DECIDE_SIDE)}
+
+
+@pytest.mark.parametrize("name", DECIDE_SIDE)
+def test_the_decision_modules_import_bottom_up_and_read_no_private_fields(name: str) -> None:
+    """rulebook -> snapshot -> arming -> rules -> engine: each imports only those before it,
+    and reads no other object's `_private` attribute."""
+    tree = ast.parse((Path(bot.__file__).parent / f"{name}.py").read_text())
+    imported = {
+        node.module.removeprefix("bot.")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bot.")
+    }
+    assert {m for m in imported if LAYER.get(m, -1) >= LAYER[name]} == set()
+    private_reads = [
+        f"{ast.unparse(node)} (line {node.lineno})"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+        and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+    ]
+    assert private_reads == []
