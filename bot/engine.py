@@ -49,6 +49,8 @@ DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this lon
 MS_PER_MINUTE = 60_000
 SLICE_CHATS = 250  # chats whose outbox items are built between two yields to the loop
 SLICE_FIRED = 2000  # firings applied to the index between two yields
+SLICE_TRIGGERS = 5000  # triggers sorted out between two yields
+SLICE_STATES = 50_000  # committed rule states applied to memory between two yields
 BULK_STATES = 10_000  # a pass that records more rule states freezes them (see bot.heap)
 PRIMED = RuleState(False, 0)  # over its threshold when the chat arrived: disarmed, never fired
 
@@ -97,7 +99,7 @@ class AlertEngine:
     async def load_index(writer: Writer) -> Index:
         """Read the subscriptions and rule states on the writer's thread and index them there
         (building 100,000 chats' index takes the loop's thread only at the GIL's switches)."""
-        with heap.paused():
+        with heap.bulk_build():
             return await writer.call(_index)
 
     @property
@@ -164,7 +166,7 @@ class AlertEngine:
         self._in_pass = True
         bulk = len(self._arriving) > BULK_STATES  # a fresh deployment: see bot.heap
         try:
-            with heap.paused() if bulk else contextlib.nullcontext():
+            with heap.bulk_build() if bulk else contextlib.nullcontext():
                 return await self._evaluate(now)
         finally:
             self._in_pass = False
@@ -189,15 +191,22 @@ class AlertEngine:
             if full:
                 for _ in evaluation.funding_and_open_interest_steps():
                     await asyncio.sleep(0)
-            triggers, primed = _set_apart(evaluation.triggers, arriving)
+            triggers: list[Trigger] = []
+            fired: dict[StateKey, RuleState] = {}  # and, for arriving chats, primed
+            made = evaluation.triggers
+            for start in range(0, len(made), SLICE_TRIGGERS):
+                triggers += _set_apart(made[start : start + SLICE_TRIGGERS], arriving, fired)
+                await asyncio.sleep(0)
+            if fired:
+                log.info("%d rule(s) already over threshold on arrival: disarmed", len(fired))
             items: list[OutboxItem] = []
-            fired: dict[StateKey, RuleState] = dict(primed)
             for chunk in _by_chat_slices(triggers):
                 chunk_items, chunk_fired = self._outbox_items(chunk, now)
                 items += chunk_items
                 fired.update(chunk_fired)
                 await asyncio.sleep(0)
-            added = await self._record(items, rearming.states | fired, now)
+            fired.update(rearming.states)  # no rule both re-arms and fires in one pass
+            added = await self._record(items, fired, now)
         except BaseException:
             self._whales = whales + self._whales
             self._market_data_changed |= full
@@ -273,7 +282,13 @@ class AlertEngine:
             return added
 
         added = await self.writer.call(write)
-        self._states.update(states)
+        if len(states) <= SLICE_STATES:
+            self._states.update(states)
+        else:  # a fresh deployment's hundreds of thousands
+            pairs = list(states.items())
+            for start in range(0, len(pairs), SLICE_STATES):
+                self._states.update(pairs[start : start + SLICE_STATES])
+                await asyncio.sleep(0)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})
@@ -288,7 +303,9 @@ class AlertEngine:
         funding = self.derivatives.extreme_funding_by_base()
         interest = self.derivatives.open_interest_by_base()
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
-        for sub in self.book.by_key.values():
+        for number, sub in enumerate(list(self.book.by_key.values())):
+            if number % SLICE_CHATS == SLICE_CHATS - 1:
+                await asyncio.sleep(0)  # 100,000 chats' local times: in slices
             muted = sub.mute_until is not None and now < sub.mute_until
             due = None if muted else self._due_digest(sub, now)
             if due is not None:
@@ -327,21 +344,19 @@ class AlertEngine:
 
 
 def _set_apart(
-    triggers: list[Trigger], arriving: set[str]
-) -> tuple[list[Trigger], dict[StateKey, RuleState]]:
-    """The triggers to send, and the level rules of arriving chats to record disarmed."""
+    triggers: list[Trigger], arriving: set[str], primed: dict[StateKey, RuleState]
+) -> list[Trigger]:
+    """The triggers to send; the level rules of arriving chats go to `primed` instead, to be
+    recorded disarmed."""
     if not arriving:
-        return triggers, {}
-    primed: dict[StateKey, RuleState] = {}
+        return triggers
     kept = []
     for trigger in triggers:
         if trigger.sub.key in arriving and trigger.rule in LEVEL_RULES:
             primed[trigger.sub.key, trigger.rule, trigger.asset] = PRIMED
         else:
             kept.append(trigger)
-    if primed:
-        log.info("%d rule(s) already over threshold at subscription: disarmed", len(primed))
-    return kept, primed
+    return kept
 
 
 def _by_chat_slices(triggers: list[Trigger]) -> Iterator[list[Trigger]]:

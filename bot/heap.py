@@ -5,7 +5,7 @@ alive into the permanent generation, out of the collector's sight (reference cou
 frees it; only cyclic garbage among frozen objects would stay, and these records hold no
 cycles). No collection runs first: that would be the same stall once more.
 
-While a bulk build runs (`paused`), the collector would walk the growing new heap again and
+While a bulk build runs (`bulk_build`), the collector would walk the growing new heap again and
 again; it waits instead, and the build is frozen when done."""
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ def freeze() -> None:
 
 
 @contextmanager
-def paused() -> Iterator[None]:
+def bulk_build() -> Iterator[None]:
     """No collection while a bulk build runs (on any thread); frozen after it."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        freeze()  # first: else the first collection would walk all that was built
         if was_enabled:
             gc.enable()
-        freeze()
