@@ -11,6 +11,7 @@ not a step per chat or rule state.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -175,40 +176,51 @@ class Evaluation:
 
     def funding_and_open_interest_steps(self) -> Iterator[None]:
         """Each group's funding, then open interest rules, assets in the order of the data,
-        yielding every few (group, asset) pairs.
-        Only (group, asset) pairs whose value reaches the group's lowest threshold are looked
-        at: they are found per asset, then put in that order."""
+        yielding every few steps. Only (group, asset) pairs whose value reaches the group's
+        lowest threshold are looked at: they are found per asset, in that order, per group."""
         snap, book = self.snap, self.book
         groups = book.groups
-        hits: list[tuple[int, int, int, str]] = []  # group index, 0 funding/1 oi, rank, asset
+        hits: defaultdict[int, list[tuple[bool, str]]] = defaultdict(list)  # group index ->
+        # (open interest?, asset): funding first, each in the order of the data
+        found = 0
         levels = snap.funding_levels()
-        market = book.market_funding
-        for rank, (base, level) in enumerate(levels.items()):
+        for base, level in levels.items():
             watchers = book.funding_watchers.get(base)
+            reached = book.market_funding.reached(level)
             if watchers is not None:
-                hits += [(index, 0, rank, base) for index in watchers.reached(level)]
-            hits += [(index, 0, rank, base) for index in market.reached(level)]
+                reached += watchers.reached(level)
+            for index in reached:
+                hits[index].append((False, base))
+            found += len(reached)
+            if found > TRIGGERS_PER_STEP:
+                found = 0
+                yield
         for window in book.oi_windows:
-            changes = snap.oi_levels(window)
             market = book.market_oi[window]
-            for rank, (base, level) in enumerate(changes.items()):
+            for base, level in snap.oi_levels(window).items():
                 watchers = book.oi_watchers.get((window, base))
+                reached = market.reached(level)
                 if watchers is not None:
-                    hits += [(index, 1, rank, base) for index in watchers.reached(level)]
-                hits += [(index, 1, rank, base) for index in market.reached(level)]
-        hits.sort()
+                    reached += watchers.reached(level)
+                for index in reached:
+                    hits[index].append((True, base))
+                found += len(reached)
+                if found > TRIGGERS_PER_STEP:
+                    found = 0
+                    yield
         contexts = self.arming.contexts
         mark = len(self.triggers) + TRIGGERS_PER_STEP
-        for step, (index, kind, _, base) in enumerate(hits):
+        for step, index in enumerate(sorted(hits)):
             if step % GROUPS_PER_STEP == GROUPS_PER_STEP - 1 or len(self.triggers) > mark:
                 mark = len(self.triggers) + TRIGGERS_PER_STEP
                 yield
             group = groups[index]
-            rule = "oi" if kind else "funding"
-            value = snap.oi_levels(group.window)[base] if kind else levels[base]
-            context = contexts[rule].get((group, base))
-            if context is not None and (
-                not context.live or value < context.ladder.thresholds[context.live[0]]
-            ):
-                continue  # every threshold the value crosses is disarmed
-            self._fire_crossed(group, rule, base, value)
+            for oi, base in hits[index]:
+                rule = "oi" if oi else "funding"
+                value = snap.oi_levels(group.window)[base] if oi else levels[base]
+                context = contexts[rule].get((group, base))
+                if context is not None and (
+                    not context.live or value < context.ladder.thresholds[context.live[0]]
+                ):
+                    continue  # every threshold the value crosses is disarmed
+                self._fire_crossed(group, rule, base, value)
