@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -94,6 +94,7 @@ class AlertEngine:
         self._market_data_changed = True
         self._in_pass = False
         self._changes: list[Subscription] = []  # settings changes that came during a pass
+        self.decided: Counter[str] = Counter()  # alerts recorded, by rule (for metrics)
 
     @staticmethod
     async def load_index(writer: Writer) -> Index:
@@ -289,6 +290,7 @@ class AlertEngine:
             for start in range(0, len(pairs), SLICE_STATES):
                 self._states.update(pairs[start : start + SLICE_STATES])
                 await asyncio.sleep(0)
+        self.decided.update(item.rule for item in items)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})

@@ -127,3 +127,38 @@ def create_alert_tables(db: Database) -> None:
 def drop_events_ts_index(db: Database) -> None:
     """Events are pruned by rowid (see market_data.prune); the index cost every insert ~1 µs."""
     db.execute("DROP INDEX IF EXISTS idx_events_ts")
+
+
+@migrations()
+def add_source_coverage_and_retry_columns(db: Database) -> None:
+    """Source health: frames ignored (not malformed), instruments covered, refused
+    subscriptions, and the retry state of a venue that cannot be reached."""
+    sources = db.table("sources")
+    for name, kind in (
+        ("ignored", int),
+        ("symbols", int),
+        ("refused", int),
+        ("retrying_since", int),
+        ("last_error", str),
+        ("next_attempt_at", int),
+    ):
+        sources.add_column(name, kind)
+
+
+@migrations()
+def create_runtime_table(db: Database) -> None:
+    """One row that `run` rewrites every second, so `liqbot status` (another process) can show
+    how the running process is doing; `tasks` is a JSON object of task states."""
+    db.table("runtime").create(
+        {
+            "id": int,
+            "started_at": int,
+            "updated_at": int,
+            "stopped_at": int,
+            "loop_lag_p50_ms": float,
+            "loop_lag_p99_ms": float,
+            "loop_lag_max_ms": float,
+            "tasks": str,
+        },
+        pk="id",
+    )
