@@ -9,7 +9,8 @@ Run from the repository root with the project's virtualenv:
 
 Everything runs offline: market history, subscriptions and liquidations are generated, and the
 database is a temporary file opened as `liqbot run` opens it (WAL). The garbage collector stays
-on, as in production; full (generation 2) collections during timed work are counted.
+on, as in production, and what start-up built is frozen (`bot.heap.freeze`) as `liqbot run`
+freezes it; full (generation 2) collections during timed work are counted.
 
 pass (target: p99 <= 50 ms with 100,000 chats, <= 1 s with 1,000,000). The market: --symbols
 assets on three venues, --days of quiet per-minute history (about $250M a day), funding for
@@ -67,6 +68,7 @@ from typing import Any
 from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from sqlite_utils import Database
 
+from bot import heap
 from bot.core import Core, cancel_all
 from bot.engine import MIN_PASS_INTERVAL, AlertEngine
 from bot.events import FundingRate, Liquidation, OpenInterest, Position
@@ -461,6 +463,7 @@ def phase_pass(args: argparse.Namespace, chats: int, tmp: str) -> None:
     with watch:
         first = Case("first pass")
         timed_pass(engine, clock, first, True, watch)
+        heap.freeze()  # as `liqbot run` does once started
         disarmed = sum(not state.armed for state in engine.states.values())
         print(
             f"  first pass (fresh deployment: rules already over their threshold start"
@@ -487,6 +490,7 @@ def phase_pass(args: argparse.Namespace, chats: int, tmp: str) -> None:
         for case, full in zip(crossing, (False, True), strict=True):
             for repetition in range(args.passes):
                 engine.states = dict(calm_states)
+                heap.freeze()  # the calm state, as `liqbot run` freezes what start-up built
                 if full or repetition:
                     engine.on_liquidations(events)  # its whales, queued again
                 timed_pass(engine, clock, case, full, watch)

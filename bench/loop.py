@@ -358,7 +358,7 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
             f" {'max ms':>8}  (target p99 <= {P99_TARGET_MS:g}, max <= {MAX_TARGET_MS:g})"
         )
         situations = (bench.cascade, bench.commands, bench.restart, bench.fresh)
-        for situation in situations:
+        for situation in situations if args.baseline else ():
             await situation("baseline")
         unfrozen_gc, unfrozen_pauses = full_collection_ms(), list(pauses.pauses)
         heap.freeze()  # the start-up heap (the baselines' garbage was just collected)
@@ -389,6 +389,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cascade-usd", type=float, default=2e6)
     parser.add_argument("--repeat", type=int, default=2, help="cascade passes per way")
     parser.add_argument("--baseline-commands", type=int, default=2)
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="the new ways only (at 1M chats each baseline takes minutes)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     return parser.parse_args(argv)
 

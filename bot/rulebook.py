@@ -19,7 +19,7 @@ from bot.subscriptions import Subscription
 
 MARKET = "*"  # the asset of market-wide rules
 HYSTERESIS = 0.8  # a rule re-arms once its value falls below this share of the threshold
-SHARD_SIZE = 128  # chats per group at most: the cost of one settings change
+SHARD_SIZE = 256  # chats per group at most: the cost of one settings change
 THRESHOLD_OF = {"window": "liq", "spike": "spike", "funding": "funding", "oi": "oi"}
 GroupKey = tuple[str, frozenset[str]]  # window, watch list (empty: the whole market)
 StateKey = tuple[str, str, str]  # chat key, rule, asset: what a rule state is kept for
