@@ -367,7 +367,7 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
             await situation("new")
         frozen_gc = full_collection_ms()
         print(
-            f"  full collection after start-up: {unfrozen_gc:.0f} ms, after heap.freeze"
+            f"  full collection before the second freeze: {unfrozen_gc:.0f} ms, after it"
             f" {frozen_gc:.0f} ms; longest full collection during the situations: baseline"
             f" {max(unfrozen_pauses, default=0) * 1000:.0f} ms, new"
             f" {max(pauses.pauses, default=0) * 1000:.0f} ms ({len(pauses.pauses)} of them)",
