@@ -51,6 +51,11 @@ class CollectorSettings:
 
 
 @dataclass(frozen=True)
+class OutboxSettings:
+    max_age: float = 1800  # seconds: an alert undelivered this long is expired, not sent late
+
+
+@dataclass(frozen=True)
 class ChatPlatformSettings:
     """A chat platform's connection. `token` comes from the file or the environment and is a
     secret: never logged (see bot/logs.py)."""
@@ -93,6 +98,7 @@ class Settings:
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
 
     @property
     def secrets(self) -> list[str]:
@@ -135,6 +141,7 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "reconnect_max": (0.1, 3600),
     "recycle_after": (60, 7 * 86_400),
     "silence_timeout": (1, 86_400),
+    "max_age": (60, 86_400),
 }
 MAX_RETENTION_DAYS = 3650
 # Keys that belong in a table, for a helpful word when one is written at the top level.
@@ -282,6 +289,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         "telegram",
         "discord",
         "metrics",
+        "outbox",
     }
     for key in sorted(set(raw) - tables):
         if key in HOME_TABLES:
@@ -349,9 +357,15 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
+    outbox_raw = reader.table("outbox", {"max_age"})
+    outbox = OutboxSettings(
+        reader.value(outbox_raw, "outbox", "max_age", _duration("max_age"), OutboxSettings.max_age)
+    )
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Settings(storage, exchanges, collector, log_level, defaults, telegram, discord, metrics)
+    return Settings(
+        storage, exchanges, collector, log_level, defaults, telegram, discord, metrics, outbox
+    )
 
 
 def _chat_platform(

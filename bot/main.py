@@ -86,6 +86,7 @@ class App:
             now_ms(),
             channels,
             health=lambda: merge_health(c.current_health() for c in self.collectors),
+            outbox_max_age=settings.outbox.max_age,
         )
         self.live_status = LiveStatus(self.db, settings, self.core.market, self.core.derivatives)
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from bot import messages
+from bot.alert import Alert
 from bot.arming import Arming, Fired, Settled
 from bot.events import Liquidation
 from bot.rulebook import MARKET, Group, GroupKey, RuleBook, StateKey
@@ -32,8 +33,7 @@ class Trigger:
     sub: Subscription
     rule: str
     asset: str
-    text: str
-    side: str | None
+    alert: Alert
 
 
 class Evaluation:
@@ -58,9 +58,9 @@ class Evaluation:
         self.fired: list[Fired] = []
         self.settled = Settled(snap.market.minute, snap.sides_seen, set())
         self._due = self.arming.due(snap)
-        self._texts: dict[tuple[str, str, str], str] = {}
-        # One message per (rule, window, watch list, asset) however many shards share it.
-        self._made: dict[tuple[str, GroupKey, str], tuple[str, str | None]] = {}
+        self._alerts: dict[tuple[str, str, str], Alert] = {}
+        # One alert per (rule, window, watch list, asset) however many shards share it.
+        self._made: dict[tuple[str, GroupKey, str], Alert] = {}
 
     def _may_fire(self, sub: Subscription, rule: str, asset: str) -> bool:
         if sub.mute_until is not None and self.snap.now < sub.mute_until:
@@ -71,12 +71,10 @@ class Evaluation:
         cooled = self.snap.now - state.last_fired_at >= sub.thresholds.cooldown * 1000
         return state.armed and cooled
 
-    def _fire(
-        self, subs: Iterable[Subscription], rule: str, asset: str, text: str, side: str | None
-    ) -> None:
+    def _fire(self, subs: Iterable[Subscription], rule: str, asset: str, alert: Alert) -> None:
         for sub in subs:
             if self._may_fire(sub, rule, asset):
-                self.triggers.append(Trigger(sub, rule, asset, text, side))
+                self.triggers.append(Trigger(sub, rule, asset, alert))
 
     def _fire_crossed(
         self, group: Group, rule: str, asset: str, value: float, share: float | None = None
@@ -98,7 +96,7 @@ class Evaluation:
         ready = [p for p in positions if now >= mutes[p]]  # not muted
         waiting = len(ready) < len(positions)
         subs, states = ladder.subs, self.states
-        made: tuple[str, str | None] | None = None
+        made: Alert | None = None
         for position in ready:
             sub = subs[position]
             state = states.get((sub.key, rule, asset))
@@ -111,7 +109,7 @@ class Evaluation:
                 made = self._made.get((rule, group.key, asset))
                 if made is None:
                     made = self._made[rule, group.key, asset] = self._message(group, rule, asset)
-            self.triggers.append(Trigger(sub, rule, asset, *made))
+            self.triggers.append(Trigger(sub, rule, asset, made))
             self.fired.append((rule, group, asset, position))
         return waiting
 
@@ -123,22 +121,22 @@ class Evaluation:
         live = context.live
         return bool(live) and value >= context.ladder.thresholds[live[0]]
 
-    def _message(self, group: Group, rule: str, asset: str) -> tuple[str, str | None]:
+    def _message(self, group: Group, rule: str, asset: str) -> Alert:
         snap = self.snap
         if rule in ("window", "spike"):
             view = snap.view(group.window, group.watch)
-            alert = messages.window_alert if rule == "window" else messages.spike_alert
-            return alert(view, snap.funding(), snap.open_interest()), view.dominant
+            build = messages.window_alert if rule == "window" else messages.spike_alert
+            return build(view, snap.funding(), snap.open_interest())
         window = group.window if rule == "oi" else ""
         key = (rule, asset, window)
-        text = self._texts.get(key)
-        if text is None:
+        alert = self._alerts.get(key)
+        if alert is None:
             if rule == "funding":
-                text = messages.funding_alert(snap.funding()[asset])
+                alert = messages.funding_alert(snap.funding()[asset])
             else:
-                text = messages.open_interest_alert(snap.move_of(window)[asset], window)
-            self._texts[key] = text
-        return text, None
+                alert = messages.open_interest_alert(snap.move_of(window)[asset], window)
+            self._alerts[key] = alert
+        return alert
 
     def liquidation_steps(self, whales: Iterable[Liquidation]) -> Iterator[None]:
         """The window, spike and whale rules, yielding every few groups (a slice of work)."""
@@ -168,11 +166,11 @@ class Evaluation:
                 ):
                     waiting.add(index)
         for event in whales:
-            text = messages.whale_alert(event)
+            alert = messages.whale_alert(event)
             for base in (MARKET, event.base):
                 ladder = self.book.whales.get(base)
                 if ladder:
-                    self._fire(ladder.crossed(event.usd), "whale", event.base, text, event.position)
+                    self._fire(ladder.crossed(event.usd), "whale", event.base, alert)
 
     def funding_and_open_interest_steps(self) -> Iterator[None]:
         """Each group's funding, then open interest rules, assets in the order of the data,
