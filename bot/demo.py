@@ -78,7 +78,6 @@ class Replay:
         with db.atomic():
             market_data.save_liquidations(db, list(baseline(self.start)))
         self.core = Core(db, self.start, channels={"console": Channel(self._send)})
-        self.core.subscribe_console(DEMO_THRESHOLDS, self.start)
         self.contracts: dict[str, okx.Contract] = {}
         self.alerts = 0
         self._console = ConsoleSender(out)
@@ -120,6 +119,7 @@ class Replay:
         end = self.records[-1]["at"]
         index = 0
         worker = self.core.workers["console"]
+        await self.core.subscribe_console(DEMO_THRESHOLDS)
         while self.clock <= end:
             self.clock += STEP_MS
             while index < len(self.records) and self.records[index]["at"] <= self.clock:
@@ -127,7 +127,7 @@ class Replay:
                 index += 1
             if (self.clock - self.start) % EVALUATE_EVERY_MS == 0:
                 self.core.engine.evaluate(self.clock)
-                self.core.recorder.flush()
+                await self.core.recorder.flush()
                 await worker.drain()
             ahead = (self.clock - self.start) / 1000 / speed - (loop.time() - began)
             if ahead > 0:

@@ -69,6 +69,9 @@ class AlertEngine:
         self.book = RuleBook(alerts.active_subscriptions(self.db))
         self.arming = Arming(self.book, self.states)
 
+    def subscription_changed(self, sub: Subscription) -> None:
+        self.reload_subscriptions()  # stand-in until the incremental index lands
+
     def on_liquidations(self, events: list[Liquidation]) -> None:
         minimum = self.book.min_whale
         self._whales += [event for event in events if event.usd >= minimum]

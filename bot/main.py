@@ -6,25 +6,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlite_utils import Database
 
+from bot.clock import SYSTEM, Clock
 from bot.commands import CommandCore
 from bot.config import Settings
-from bot.core import Core, cancel_all
-from bot.events import OpenInterest
+from bot.core import Core
+from bot.events import OpenInterest, SourceHealth
 from bot.feeds import Collector
 from bot.outbox import Channel
-from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
 from bot.status import build_status
+from bot.supervisor import Fatal, Supervisor
 from bot.venues.common import MALFORMED
+from bot.writer import Writer
 from handlers import console, discord, telegram
 from handlers.discord import DiscordBot
 from handlers.telegram import TelegramBot
@@ -47,42 +49,58 @@ T = TypeVar("T")
 
 
 class App:
-    """Everything `liqbot run` owns. Built from settings; `run()` returns after `stop` is set."""
+    """Everything `liqbot run` owns, built in dependency order (the composition root): storage
+    (the writer thread and the loop's read connection), the core with its chats service, the
+    commands, the platform clients, and at `run` the collectors and pollers. Every long-running
+    task runs under `supervisor`. `run()` returns after `stop` is set."""
 
-    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
         self.settings = settings
-        self.db = db if db is not None else open_database(settings.storage.path)
+        self.clock = clock
+        path = settings.storage.path
+        # The writer opens (and migrates) the database first, in its own thread.
+        self.writer = Writer.open(partial(open_database, path))
+        self.db = open_database(path)  # the loop's connection: reads
         self.collectors: list[Collector] = []
-        channels = {console.PLATFORM: Channel(console.ConsoleSender())}
+        self.supervisor = Supervisor(clock)
+        self.core = Core(
+            self.db, clock.now_ms(), health=self._source_health, writer=self.writer, clock=clock
+        )
+        self.market = self.core.market
+        self.recorder = self.core.recorder
+        commands = CommandCore(
+            self.core.chats, settings.defaults, status=self._status, clock=clock.now_ms
+        )
+        self.core.add_channel(console.PLATFORM, Channel(console.ConsoleSender()))
         self.telegram: TelegramBot | None = None
         if settings.telegram.enabled:
             assert settings.telegram.token is not None
             self.telegram = TelegramBot(
                 settings.telegram.token,
                 settings.telegram.api_url,
-                self._commands(),
-                on_chat_change=lambda *change: self.core.chat_changed(*change),
+                commands,
+                on_chat_change=self.core.chats.chat_changed,
             )
-            channels[telegram.PLATFORM] = Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
+            self.core.add_channel(
+                telegram.PLATFORM, Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
+            )
         self.discord: DiscordBot | None = None
         if settings.discord.enabled:
             assert settings.discord.token is not None
             discord.point_at(settings.discord.api_url, settings.discord.gateway_url)
             self.discord = DiscordBot(
                 settings.discord.token,
-                self._commands(),
+                commands,
                 self._assets_seen,
-                on_chat_change=lambda *change: self.core.chat_changed(*change),
+                on_chat_change=self.core.chats.chat_changed,
             )
-            channels[discord.PLATFORM] = Channel(self.discord.send, DISCORD_CONCURRENCY)
-        self.core = Core(
-            self.db, now_ms(), channels, health=lambda: [c.health for c in self.collectors]
-        )
-        # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
-        chat_platforms = self.telegram is not None or self.discord is not None
-        self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
-        self.market = self.core.market
-        self.recorder = self.core.recorder
+            self.core.add_channel(discord.PLATFORM, Channel(self.discord.send, DISCORD_CONCURRENCY))
+
+    def _source_health(self) -> list[SourceHealth]:
+        return [collector.health for collector in self.collectors]
+
+    def _status(self) -> dict[str, Any]:
+        return build_status(self.db, self.settings, self.clock.now_ms())
 
     def _assets_seen(self) -> list[str]:
         """Assets liquidated in the last day or with funding data, for autocompletion."""
@@ -91,34 +109,64 @@ class App:
         }
         return sorted(seen)
 
-    def _commands(self) -> CommandCore:
-        return CommandCore(
-            self.db,
-            self.settings.defaults,
-            status=lambda: build_status(self.db, self.settings, now_ms()),
-            on_change=lambda: self.core.engine.reload_subscriptions(),
-        )
-
     async def run(self, stop: asyncio.Event) -> None:
-        async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
-            sources = self._sources(session)
-            scheduler = self._scheduler(sources)
-            tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
-            for platform in (self.telegram, self.discord):
-                if platform is not None:
-                    tasks.append(asyncio.create_task(platform.run()))
-            tasks += [
-                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
-                for collector in self.collectors
-            ]
-            scheduler.start()
-            log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
-            try:
-                await stop.wait()
-            finally:
-                log.info("stopping")
-                scheduler.shutdown(wait=False)
-                await cancel_all(tasks)  # the recorder last, so its final flush sees all
+        """Run until `stop` is set; raise `Fatal` when a task met a condition no restart cures
+        (everything is stopped first)."""
+        try:
+            # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
+            chat_platforms = self.telegram is not None or self.discord is not None
+            await self.core.subscribe_console(self.settings.defaults, active=not chat_platforms)
+            async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
+                sources = self._sources(session)
+                self._supervise(sources)
+                self.supervisor.start()
+                log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
+                fatal = asyncio.ensure_future(self.supervisor.wait_fatal())
+                stopped = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait((fatal, stopped), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    fatal.cancel()
+                    stopped.cancel()
+                    log.info("stopping")
+                    await self.supervisor.stop()  # in reverse: the recorder flushes last
+                if not fatal.cancelled():
+                    raise fatal.result()
+        finally:
+            await self.writer.close()
+
+    def _supervise(self, sources: list[Source]) -> None:
+        add = self.supervisor.add
+        for name, factory in self.core.tasks():
+            add(name, factory)
+        if self.telegram is not None:
+            add("telegram", self.telegram.run)
+        if self.discord is not None:
+            add("discord", self.discord.run)
+        for collector in self.collectors:
+            add(f"collector-{collector.spec.venue}", collector.run)
+        config = self.settings.collector
+        for source, collector in zip(sources, self.collectors, strict=True):
+            venue = source.venue
+            self._every(
+                f"{venue}-funding",
+                config.funding_interval,
+                self._poll(venue, source.poll_funding, self.core.on_funding),
+            )
+            self._every(
+                f"{venue}-oi",
+                config.open_interest_interval,
+                self._poll(venue, source.poll_open_interest, self._on_open_interest),
+            )
+            self._every(
+                f"{venue}-instruments",
+                config.instruments_interval,
+                self._poll(venue, source.refresh_instruments, collector.send),
+                start_now=False,
+            )
+        self._every("clock", CLOCK_TICK, self._tick)
+        self._every("prune", PRUNE_INTERVAL, self._prune)
+        self._every("digests", SCHEDULED_ALERTS_INTERVAL, self._scheduled_alerts)
 
     def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
         last_seen = {
@@ -142,44 +190,21 @@ class App:
             )
         return sources
 
-    def _scheduler(self, sources: list[Source]) -> AsyncIOScheduler:
-        scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
-        config = self.settings.collector
-        for source, collector in zip(sources, self.collectors, strict=True):
-            self._every(
-                scheduler,
-                config.funding_interval,
-                f"{source.venue}-funding",
-                self._poll(source.venue, source.poll_funding, self.core.on_funding),
-            )
-            self._every(
-                scheduler,
-                config.open_interest_interval,
-                f"{source.venue}-oi",
-                self._poll(source.venue, source.poll_open_interest, self._on_open_interest),
-            )
-            self._every(
-                scheduler,
-                config.instruments_interval,
-                f"{source.venue}-instruments",
-                self._poll(source.venue, source.refresh_instruments, collector.send),
-                start_now=False,
-            )
-        self._every(scheduler, CLOCK_TICK, "clock", self._tick)
-        self._every(scheduler, PRUNE_INTERVAL, "prune", self._prune)
-        self._every(scheduler, SCHEDULED_ALERTS_INTERVAL, "digests", self._scheduled_alerts)
-        return scheduler
-
-    @staticmethod
     def _every(
-        scheduler: AsyncIOScheduler,
-        seconds: float,
-        name: str,
-        job: Callable[[], Awaitable[None]],
-        start_now: bool = True,
+        self, name: str, seconds: float, job: Callable[[], Awaitable[None]], start_now: bool = True
     ) -> None:
-        first_run: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if start_now else {}
-        scheduler.add_job(job, "interval", seconds=seconds, id=name, name=name, **first_run)
+        """Run `job` every `seconds` (first at once, or after one interval) as a supervised
+        task; a run that overruns its interval is followed at once by one more, not a backlog."""
+
+        async def every() -> None:
+            clock = self.clock
+            due = clock.monotonic() + (0 if start_now else seconds)
+            while True:
+                await clock.sleep(due - clock.monotonic())
+                await job()
+                due = max(due + seconds, clock.monotonic())
+
+        self.supervisor.add(name, every)
 
     @staticmethod
     def _poll(
@@ -201,24 +226,32 @@ class App:
         return job
 
     def _on_open_interest(self, interests: list[OpenInterest]) -> None:
-        self.core.on_open_interest(interests, now_ms())
+        self.core.on_open_interest(interests, self.clock.now_ms())
 
     async def _tick(self) -> None:
-        self.market.advance(now_ms())
+        self.market.advance(self.clock.now_ms())
 
     async def _scheduled_alerts(self) -> None:
-        self.core.engine.scheduled(now_ms())
+        self.core.engine.scheduled(self.clock.now_ms())
 
     async def _prune(self) -> None:
         storage = self.settings.storage
-        with self.db.atomic():
-            market_data.prune(
-                self.db, now_ms(), storage.events_retention_days, storage.rollups_retention_days
-            )
+        now = self.clock.now_ms()
+
+        def prune(db: Database) -> None:
+            with db.atomic():
+                market_data.prune(
+                    db, now, storage.events_retention_days, storage.rollups_retention_days
+                )
+
+        try:
+            await self.writer.call(prune)
+        except sqlite3.OperationalError as error:  # storage trouble: the recorder reports it
+            log.warning("prune skipped: %s", error)
 
 
 def run_forever(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; flush and return 0."""
+    """Run until SIGTERM or SIGINT; flush and return 0. A `Fatal` condition: one line, 1."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -227,5 +260,9 @@ def run_forever(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
         await App(settings).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Fatal as fatal:
+        log.critical("%s", fatal)
+        return 1
     return 0

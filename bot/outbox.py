@@ -47,7 +47,8 @@ class DeliveryError(Exception):
 
 
 Send = Callable[[OutboxRow], Awaitable[None]]
-ChatEvent = Callable[[str, str, str | None], None]  # platform, chat id, new id (None: gone)
+# platform, chat id, new id (None: gone); done when the change is applied
+ChatEvent = Callable[[str, str, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,7 @@ class OutboxWorker:
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
         if error.moved_to is not None:  # the row moves with the chat and is tried again there
-            self.on_chat_change(self.platform, row.chat_id, error.moved_to)
+            await self.on_chat_change(self.platform, row.chat_id, error.moved_to)
             return
         attempts = row.attempts + 1
         final = error.permanent or attempts >= MAX_ATTEMPTS

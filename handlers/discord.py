@@ -30,7 +30,7 @@ PACER_LIMITS = (Limit(45, 1.0), Limit(5, 5.5))
 COLOURS = {"long": discord.Colour.red(), "short": discord.Colour.green()}
 FIELD_PREFIXES = ("Top assets: ", "Venues: ")
 START_RETRY_MAX = 60.0
-ChatEvent = Callable[[str, str, str | None], None]
+ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
 
 
 def point_at(api_url: str, gateway_url: str | None) -> None:

@@ -53,7 +53,7 @@ PACER_SPACING = 1 / 30
 START_RETRY_MAX = 60.0
 ADMINS = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
-ChatEvent = Callable[[str, str, str | None], None]
+ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
 
 
 def _seconds(value: int | timedelta) -> float:

@@ -5,6 +5,7 @@ interest, stream gaps and source health. Writers expect to run inside the caller
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -151,6 +152,44 @@ def save_health(db: Database, sources: Iterable[SourceHealth], now_ms: int) -> N
         ),
         pk="venue",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StorageOutage:
+    """A time the database could not be written: the error, from `since` to `until` (ms)."""
+
+    error: str
+    since: int
+    until: int
+
+
+@dataclass(frozen=True, slots=True)
+class StorageState:
+    """What the recorder stores with the health rows: its last outage and the rows it dropped
+    (during an outage nothing can be stored; a stale `updated_at` then says so)."""
+
+    last_outage: StorageOutage | None
+    dropped: int
+
+
+def save_storage_state(db: Database, state: StorageState, now_ms: int) -> None:
+    outage = state.last_outage
+    db.table("storage_health").upsert(
+        {
+            "id": 1,
+            "last_error": outage.error if outage else None,
+            "outage_since": outage.since if outage else None,
+            "outage_until": outage.until if outage else None,
+            "dropped": state.dropped,
+            "updated_at": now_ms,
+        },
+        pk="id",
+    )
+
+
+def read_storage_state(db: Database) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM storage_health WHERE id = 1"))
+    return rows[0] if rows else None
 
 
 def prune(db: Database, now_ms: int, events_days: float, rollups_days: float) -> None:

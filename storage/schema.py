@@ -127,3 +127,19 @@ def create_alert_tables(db: Database) -> None:
 def drop_events_ts_index(db: Database) -> None:
     """Events are pruned by rowid (see market_data.prune); the index cost every insert ~1 µs."""
     db.execute("DROP INDEX IF EXISTS idx_events_ts")
+
+
+@migrations()
+def create_storage_health(db: Database) -> None:
+    """The recorder's storage state (its last outage, the rows it dropped), for `status`."""
+    db.table("storage_health").create(
+        {
+            "id": int,
+            "last_error": str,
+            "outage_since": int,
+            "outage_until": int,
+            "dropped": int,
+            "updated_at": int,
+        },
+        pk="id",
+    )
