@@ -73,6 +73,8 @@ class Recorder:
         self._rows += map(market_data.liquidation_row, events)
         if len(self._rows) >= MAX_BATCH:
             self._full.set()
+            if not self.storage_ok:  # between retries too, the buffer stays bounded
+                self._rows = _bounded(self._rows, MAX_BUFFERED_EVENTS, self._dropped)
 
     def add_funding(self, rates: Iterable[FundingRate]) -> None:
         self._funding += rates
@@ -97,6 +99,7 @@ class Recorder:
                 await self._write()
             except sqlite3.OperationalError as error:  # locked, read-only, full, I/O error
                 failing_for = self._failed(error)
+                self._signal()
                 if not retry:
                     log.error("storage: %d buffered rows not written at shutdown", self.buffered)
                     return
@@ -111,6 +114,9 @@ class Recorder:
             except sqlite3.DatabaseError as error:  # corrupt, or not a database: no cure here
                 raise Fatal(f"storage: the database is damaged ({error}); stopping") from error
             break
+        self._signal()
+
+    def _signal(self) -> None:
         self._flushed.set()
         self._flushed = asyncio.Event()
 
@@ -198,8 +204,8 @@ class Recorder:
             )
 
     async def wait_for(self, condition: Callable[[], bool]) -> None:
-        """Return once `condition()` holds, checking after every flush (tests and tools that
-        read the database wait on this rather than on a timer)."""
+        """Return once `condition()` holds, checking after every flush and every failed attempt
+        (tests and tools that read the database wait on this rather than on a timer)."""
         while not condition():
             await self._flushed.wait()
 
