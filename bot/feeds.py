@@ -9,7 +9,6 @@ exponential backoff, and records every gap in which nothing could be received.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from bot.config import CollectorSettings, ExchangeSettings
 from bot.events import Gap, Liquidation, SourceHealth
@@ -200,7 +200,7 @@ class Collector:
         if text == self.spec.pong_frame:
             return False
         try:
-            frame = json.loads(text)
+            frame = orjson.loads(text)  # a third of json.loads' time (bench/ingest.py)
         except ValueError:
             events = None
         else:

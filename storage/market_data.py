@@ -37,11 +37,12 @@ _INSERT_EVENTS = _statements(
     "INSERT INTO events (ts, recv_ts, venue, symbol, base, position, price, qty, usd) VALUES {}",
     9,
 )
-_UPSERT_ROLLUPS = _statements(
-    "INSERT INTO rollups (minute, venue, base, position, usd, count) VALUES {}"
+_ROLLUP_INSERTED = (
+    "INSERT INTO rollups (minute, venue, base, position, usd, count)"
+    f" SELECT ts / {MS_PER_MINUTE}, venue, base, position, SUM(usd), COUNT(*)"
+    " FROM events WHERE rowid > ? GROUP BY 1, 2, 3, 4"
     " ON CONFLICT (minute, venue, base, position)"
-    " DO UPDATE SET usd = usd + excluded.usd, count = count + excluded.count",
-    6,
+    " DO UPDATE SET usd = usd + excluded.usd, count = count + excluded.count"
 )
 
 
@@ -59,20 +60,14 @@ def save_liquidations(db: Database, events: Sequence[Liquidation]) -> None:
 
 
 def save_liquidation_rows(db: Database, rows: Sequence[LiquidationRow]) -> None:
-    """`save_liquidations` for events already turned into rows by `liquidation_row`."""
+    """`save_liquidations` for events already turned into rows by `liquidation_row`. The
+    rollups are summed by SQLite from the rows just inserted: on the writer thread that work
+    runs without the GIL, beside the event loop, rather than in a Python loop."""
+    if not rows:
+        return
+    last = db.execute("SELECT max(rowid) FROM events").fetchone()[0]
     _insert_rows(db, _INSERT_EVENTS, rows)
-    rollups: dict[tuple[int, str, str, str], list[float]] = {}
-    for ts, _, venue, _, base, position, _, _, usd in rows:
-        key = (ts // MS_PER_MINUTE, venue, base, position)
-        slot = rollups.get(key)
-        if slot is None:
-            rollups[key] = [usd, 1]
-        else:
-            slot[0] += usd
-            slot[1] += 1
-    _insert_rows(
-        db, _UPSERT_ROLLUPS, [(*key, usd, int(count)) for key, (usd, count) in rollups.items()]
-    )
+    db.execute(_ROLLUP_INSERTED, [last or 0])
 
 
 def _insert_rows(db: Database, sql: tuple[str, str], rows: Sequence[tuple[Any, ...]]) -> None:
