@@ -126,3 +126,16 @@ async def test_prune_keeps_rollups_longer_than_events(tmp_path: Path) -> None:
         market_data.prune(db, NOW, events_days=7, rollups_days=90)
     assert [row[0] for row in db.execute("SELECT usd FROM events")] == [4.0]
     assert sorted(row[4] for row in market_data.read_rollups(db, 0)) == [1.0, 4.0]
+
+
+def test_a_large_batch_is_stored_whole_and_in_order(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "liq.db")
+    events = [liq("bybit", "ETHUSDT", "ETH", "short", float(n), NOW) for n in range(1_234)]
+    with db.atomic():  # 1,000 + 2 x 100 + 34 single rows where SQLite allows 9,000 parameters
+        market_data.save_liquidations(db, events)
+    assert [row[0] for row in db.execute("SELECT usd FROM events ORDER BY rowid")] == [
+        float(n) for n in range(1_234)
+    ]
+    assert market_data.read_rollups(db, 0) == [
+        (NOW // MS_PER_MINUTE, "bybit", "ETH", "short", float(sum(range(1_234))), 1_234)
+    ]
