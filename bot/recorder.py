@@ -111,7 +111,10 @@ class Recorder:
                 await self.clock.sleep(delay)
                 delay = min(RETRY_MAX, delay * 2)
                 continue
-            except sqlite3.DatabaseError as error:  # corrupt, or not a database: no cure here
+            except sqlite3.DatabaseError as error:
+                if type(error) is not sqlite3.DatabaseError:  # integrity, programming: bugs
+                    raise
+                # Malformed, or not a database (any more): no restart can cure that.
                 raise Fatal(f"storage: the database is damaged ({error}); stopping") from error
             break
         self._signal()

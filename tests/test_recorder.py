@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlite_utils import Database
@@ -25,6 +26,7 @@ from storage import open_database
 from tests.clock import ManualClock
 
 WAIT = 10.0
+T = TypeVar("T")
 
 
 def liq(usd: float, ts: int) -> Liquidation:
@@ -215,3 +217,27 @@ async def test_run_flushes_once_more_at_shutdown_and_never_writes_a_batch_twice(
     with pytest.raises(asyncio.CancelledError):
         await running
     assert stored(tmp_path / "liq.db") == [1.0, 2.0]
+
+
+class DamagedWriter(Writer):
+    """A writer whose database turned out damaged (SQLite's own error, raised at each write)."""
+
+    def __init__(self, error: sqlite3.DatabaseError) -> None:
+        self.error = error
+
+    async def call(self, work: Callable[[Database], T]) -> T:
+        raise self.error
+
+
+async def test_a_damaged_database_is_fatal_and_a_bug_is_not_mistaken_for_one() -> None:
+    recorder = Recorder(DamagedWriter(sqlite3.DatabaseError("database disk image is malformed")))
+    recorder.add_liquidations([liq(1.0, 0)])
+    with pytest.raises(Fatal) as fatal:
+        await recorder.flush()
+    assert str(fatal.value) == (
+        "storage: the database is damaged (database disk image is malformed); stopping"
+    )
+    assert recorder.buffered == 1  # kept, for all the good it does
+    buggy = Recorder(DamagedWriter(sqlite3.IntegrityError("UNIQUE constraint failed")))
+    with pytest.raises(sqlite3.IntegrityError):  # a crash for the supervisor, not a verdict
+        await buggy.flush()
