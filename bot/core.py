@@ -12,6 +12,7 @@ from sqlite_utils import Database
 
 from bot.chats import ChatService, Outboxes
 from bot.clock import SYSTEM, Clock
+from bot.counters import LiquidationCounts
 from bot.derivatives import OI_HISTORY_MS, Derivatives
 from bot.engine import AlertEngine
 from bot.events import FundingRate, Liquidation, OpenInterest, SourceHealth
@@ -65,6 +66,7 @@ class Core:
             _interest_rows(market_data.read_open_interest(db)), now
         )
         self.recorder = Recorder(self.writer, health, clock)
+        self.liquidation_counts = LiquidationCounts()
         self.outboxes = Outboxes()
         self.engine = AlertEngine(db, self.market, self.norms, self.derivatives, self.outboxes.wake)
         self.chats = ChatService(db, self.writer, self.engine, self.outboxes, clock)
@@ -90,6 +92,7 @@ class Core:
         for event in events:
             add(event)
         self.recorder.add_liquidations(events)
+        self.liquidation_counts.add(events)
         self.engine.on_liquidations(events)
 
     def on_funding(self, rates: list[FundingRate]) -> None:

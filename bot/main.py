@@ -18,8 +18,10 @@ from bot.clock import SYSTEM, Clock
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core
-from bot.events import OpenInterest, SourceHealth
-from bot.feeds import Collector
+from bot.errors import StartupError
+from bot.events import OpenInterest, SourceHealth, merge_health
+from bot.feeds import Collector, send_new
+from bot.operations import Operations
 from bot.outbox import Channel
 from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
@@ -68,6 +70,7 @@ class App:
         )
         self.market = self.core.market
         self.recorder = self.core.recorder
+        self.fatal: StartupError | None = None  # why `run` stopped before it could serve
         commands = CommandCore(
             self.core.chats, settings.defaults, status=self._status, clock=clock.now_ms
         )
@@ -97,7 +100,8 @@ class App:
             self.core.add_channel(discord.PLATFORM, Channel(self.discord.send, DISCORD_CONCURRENCY))
 
     def _source_health(self) -> list[SourceHealth]:
-        return [collector.health for collector in self.collectors]
+        """One health per venue, merged over its connections (what `status` shows)."""
+        return merge_health(c.current_health() for c in self.collectors)
 
     def _status(self) -> dict[str, Any]:
         return build_status(self.db, self.settings, self.clock.now_ms())
@@ -110,17 +114,26 @@ class App:
         return sorted(seen)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; raise `Fatal` when a task met a condition no restart cures
-        (everything is stopped first)."""
+        """Run until `stop` is set; raise `Fatal` when a task met a condition no restart cures,
+        or the `StartupError` that stopped it (everything is stopped first)."""
         try:
             # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
             chat_platforms = self.telegram is not None or self.discord is not None
             await self.core.subscribe_console(self.settings.defaults, active=not chat_platforms)
             async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
                 sources = self._sources(session)
-                self._supervise(sources)
+                self._supervise(sources, stop)
+                # Operator endpoints and the runtime row, under the supervisor too.
+                operations = Operations(
+                    self.settings.metrics,
+                    self.supervisor,
+                    self.core,
+                    self._source_health,
+                    self.writer,
+                )
+                await operations.start()  # a listen address that cannot be served: refused
                 self.supervisor.start()
-                log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
+                log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
                 fatal = asyncio.ensure_future(self.supervisor.wait_fatal())
                 stopped = asyncio.ensure_future(stop.wait())
                 try:
@@ -130,24 +143,38 @@ class App:
                     stopped.cancel()
                     log.info("stopping")
                     await self.supervisor.stop()  # in reverse: the recorder flushes last
+                    await operations.stop()
                 if not fatal.cancelled():
                     raise fatal.result()
         finally:
             await self.writer.close()
+        if self.fatal is not None:
+            raise self.fatal
 
-    def _supervise(self, sources: list[Source]) -> None:
+    async def _or_stop(self, run: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+        """A platform's run; a StartupError (a refused token) stops all of `run`."""
+        try:
+            await run()
+        except StartupError as error:
+            self.fatal = error
+            stop.set()
+            await asyncio.get_running_loop().create_future()  # until `run` cancels it
+
+    def _supervise(
+        self, sources: list[tuple[Source, list[Collector]]], stop: asyncio.Event
+    ) -> None:
         add = self.supervisor.add
         for name, factory in self.core.tasks():
             add(name, factory)
         if self.telegram is not None:
-            add("telegram", self.telegram.run)
+            add("telegram", partial(self._or_stop, self.telegram.run, stop))
         if self.discord is not None:
-            add("discord", self.discord.run)
-        for collector in self.collectors:
-            add(f"collector-{collector.spec.venue}", collector.run)
+            add("discord", partial(self._or_stop, self.discord.run, stop))
         config = self.settings.collector
-        for source, collector in zip(sources, self.collectors, strict=True):
+        for source, collectors in sources:
             venue = source.venue
+            for index, collector in enumerate(collectors):
+                add(f"collector-{venue}-{index}", collector.run)
             self._every(
                 f"{venue}-funding",
                 config.funding_interval,
@@ -161,25 +188,24 @@ class App:
             self._every(
                 f"{venue}-instruments",
                 config.instruments_interval,
-                self._poll(venue, source.refresh_instruments, collector.send),
+                self._poll(venue, source.refresh_instruments, partial(send_new, collectors)),
                 start_now=False,
             )
         self._every("clock", CLOCK_TICK, self._tick)
         self._every("prune", PRUNE_INTERVAL, self._prune)
         self._every("digests", SCHEDULED_ALERTS_INTERVAL, self._scheduled_alerts)
 
-    def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
+    def _sources(self, session: aiohttp.ClientSession) -> list[tuple[Source, list[Collector]]]:
         last_seen = {
             row["venue"]: row["last_message_at"] for row in market_data.read_health(self.db)
         }
-        sources: list[Source] = []
+        sources: list[tuple[Source, list[Collector]]] = []
         for exchange in self.settings.enabled_exchanges:
             rest = RestClient(session, exchange.name, exchange.rest_url)
             source = SOURCE_TYPES[exchange.name](rest, exchange.ws_url)
-            sources.append(source)
-            self.collectors.append(
+            collectors = [
                 Collector(
-                    source.stream(),
+                    spec,
                     session,
                     exchange,
                     self.settings.collector,
@@ -187,7 +213,10 @@ class App:
                     self.recorder.add_gap,
                     gap_since=last_seen.get(exchange.name),
                 )
-            )
+                for spec in source.streams()
+            ]
+            sources.append((source, collectors))
+            self.collectors += collectors
         return sources
 
     def _every(
@@ -263,6 +292,6 @@ def run_forever(settings: Settings) -> int:
     try:
         asyncio.run(main())
     except Fatal as fatal:
-        log.critical("%s", fatal)
+        log.error("%s", fatal)
         return 1
     return 0
