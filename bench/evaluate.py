@@ -458,7 +458,7 @@ def phase_pass(args: argparse.Namespace, chats: int, tmp: str) -> None:
         nonlocal clock
         clock += int(MIN_PASS_INTERVAL * 1000)
         core.on_liquidations([world.maker.sized(clock, FEED_MU, FEED_SIGMA) for _ in range(events)])
-        core.recorder.flush()
+        asyncio.run(core.recorder.flush())  # an inline writer: done at once
 
     with watch:
         first = Case("first pass")
@@ -483,7 +483,7 @@ def phase_pass(args: argparse.Namespace, chats: int, tmp: str) -> None:
         calm_last = last_outbox_id(db)
         events = cascade(world.maker, clock, args.cascade_usd)
         core.on_liquidations(events)
-        core.recorder.flush()
+        asyncio.run(core.recorder.flush())  # an inline writer: done at once
         by_rule: Counter[str] = Counter()
         chats_alerted = 0
         crossing = [Case("cascade, liquidations"), Case("cascade, full")]

@@ -34,6 +34,7 @@ from sqlite_utils import Database
 
 from bot.alert import plain
 from bot.commands import CommandCore
+from bot.core import Core
 from bot.main import TELEGRAM_CONCURRENCY
 from bot.outbox import Channel, OutboxWorker, Progress
 from bot.ratelimit import Pacer
@@ -187,8 +188,9 @@ async def run(chats: int, groups: int, concurrency: int, directory: Path) -> Res
     fake = FakeTelegram()
     fake.app.middlewares.append(probe.middleware())
     await fake.start()
-    core = CommandCore(db, Thresholds(), status=dict, on_change=lambda: None)
-    bot = TelegramBot(fake.token, fake.base_url, core, on_chat_change=lambda *change: None)
+    service = Core(db, now_ms()).chats
+    commands = CommandCore(service, Thresholds(), status=dict)
+    bot = TelegramBot(fake.token, fake.base_url, commands, on_chat_change=service.chat_changed)
     bot.pacer = RecordingPacer(bot.pacer, probe)
     await bot.app.initialize()
 
@@ -197,7 +199,7 @@ async def run(chats: int, groups: int, concurrency: int, directory: Path) -> Res
         probe.delivered.append(time.monotonic())
 
     channel = Channel(send, concurrency)
-    worker = OutboxWorker(db, Writer.inline(db), PLATFORM, channel, lambda *change: None)
+    worker = OutboxWorker(db, Writer.inline(db), PLATFORM, channel, service.chat_changed)
     worker_task = asyncio.create_task(worker.run(), name="outbox-telegram")
     try:
         await asyncio.sleep(0.1)  # the worker's first drain finds nothing and goes idle

@@ -11,6 +11,7 @@ Everything runs offline: frames are generated in wire format, the database is a 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import itertools
 import json
@@ -26,9 +27,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import orjson
 from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from sqlite_utils import Database
 
@@ -38,6 +41,7 @@ from bot.market import HISTORY_MINUTES, MS_PER_MINUTE, WINDOWS, MarketState, Rol
 from bot.recorder import MAX_BATCH, now_ms
 from bot.venues import binance, bitget, bybit, deribit, gate, okx
 from bot.venues.common import Instrument, base_asset
+from bot.writer import Writer
 from storage import market_data, open_database
 
 INGEST_TARGET = 150_000  # events/s on one core
@@ -52,6 +56,8 @@ POSITIONS = ("long", "short")
 _MAJORS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "SUI", "LINK", "AVAX")
 _SMALL_PRICED = ("PEPE", "SHIB", "BONK", "FLOKI", "SATS", "RATS", "CAT", "LUNC")
 
+decode = orjson.loads  # as bot/feeds.py decodes a frame
+YIELD_EVERY = 256  # frames between two yields to the event loop
 Parse = Callable[[Any, int], list[Liquidation] | None]
 Frame = tuple[int, int, str]  # venue index, receive time (ms), text as received
 
@@ -333,45 +339,65 @@ class IngestResult:
 
 @dataclass(slots=True)
 class Bot:
-    """What `liqbot run` builds at startup (not timed): the core, and the collectors' health."""
+    """What `liqbot run` builds at startup (not timed): the writer thread, the core, and the
+    collectors' health."""
 
     core: Core
     health: list[SourceHealth]
+    writer: Writer
+
+    async def close(self) -> None:
+        await self.writer.close()
+        self.core.db.close()
 
 
-def start_bot(db: Database, now: int) -> Bot:
-    """`App.__init__` without chat platforms: Core loads the windows, norms and funding from
-    `db`. No subscriptions, so the alert engine collects no whales."""
+async def start_bot(path: Path, now: int) -> Bot:
+    """`App.__init__` without chat platforms: the writer thread opens the database, the loop
+    its read connection; Core loads the windows, norms and funding. No subscriptions, so the
+    alert engine collects no whales."""
+    writer = await Writer.start(partial(open_database, path))
     health = [SourceHealth(venue, connected=True) for venue in VENUES]
-    return Bot(Core(db, now, channels={}, health=lambda: health), health)
+    core = Core(open_database(path), now, health=lambda: health, writer=writer)
+    return Bot(core, health, writer)
 
 
-def ingest(
+async def ingest(
     frames: Iterator[Frame] | Sequence[Frame],
     contracts: Markets,
     app: Bot,
     flush_every: int,
 ) -> IngestResult:
     """Push frames through the real pipeline, as `Collector._handle_text`, the recorder task
-    and the clock tick of `liqbot run` would: json.loads, the venue parser,
-    Core.on_liquidations (windows, the writer's buffer, the alert engine's whale filter), and
-    a flush every `flush_every` events or simulated second. Alert-engine passes not included."""
+    and the clock tick of `liqbot run` would: the frame decode, the venue parser,
+    Core.on_liquidations (windows, the recorder's buffer, the alert engine's whale filter),
+    and a flush every `flush_every` events or simulated second, handed to the writer thread
+    while parsing goes on (one flush at a time, as the recorder does; a flush point reached
+    while one is under way leaves the rows for the next). Alert-engine passes not included."""
     db, market, recorder = app.core.db, app.core.market, app.core.recorder
     on_events = app.core.on_liquidations
     health = app.health
     parse = parsers(contracts)
-    loads = json.loads
+    loads = decode
     events = pending = flushes = 0
     next_second = 0
+    flushing: asyncio.Task[None] | None = None
     cpu_started = time.process_time()
     started = time.perf_counter()
-    for venue, recv_ts, text in frames:
+    due = False
+    for index, (venue, recv_ts, text) in enumerate(frames):
+        if not index % YIELD_EVERY:  # as a collector's reads do: a finished flush reports back
+            await asyncio.sleep(0)
         if recv_ts >= next_second:  # the 1 s clock tick, and the recorder's 1 s flush
             market.advance(recv_ts)
-            recorder.flush()
-            flushes += 1
-            pending = 0
             next_second = (recv_ts // 1000 + 1) * 1000
+            due = True
+        if (due or pending >= flush_every) and (flushing is None or flushing.done()):
+            if flushing is not None:
+                flushing.result()  # raises what the flush raised
+            flushing = asyncio.create_task(recorder.flush())
+            flushes += 1
+            due, pending = False, 0
+            await asyncio.sleep(0)  # the flush takes its batch and hands it to the writer
         source = health[venue]
         source.messages += 1
         source.last_message_at = recv_ts
@@ -383,11 +409,9 @@ def ingest(
             on_events(batch)
             events += len(batch)
             pending += len(batch)
-            if pending >= flush_every:  # the recorder's early flush (MAX_BATCH)
-                recorder.flush()
-                flushes += 1
-                pending = 0
-    recorder.flush()
+    if flushing is not None:
+        await flushing
+    await recorder.flush()
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -519,6 +543,20 @@ def ingest_baseline(
     return IngestResult(stored, seconds, cpu_seconds, flushes)
 
 
+async def ingest_run(
+    frames: Sequence[Frame],
+    contracts: dict[str, okx.Contract],
+    path: Path,
+    start_ms: int,
+    flush_every: int,
+) -> IngestResult:
+    app = await start_bot(path, start_ms)
+    try:
+        return await ingest(frames, contracts, app, flush_every)
+    finally:
+        await app.close()
+
+
 def phase_ingest(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     coins = make_coins(args.symbols, rng)
@@ -547,10 +585,13 @@ def phase_ingest(args: argparse.Namespace) -> None:
     baseline: list[IngestResult] = []
     with tempfile.TemporaryDirectory(prefix="liqbot-bench-") as tmp:
         for run in range(args.runs):
-            db = open_database(Path(tmp, f"p{run}.db"))
-            app = start_bot(db, start_ms)
-            pipeline.append(ingest(frames, contracts, app, args.flush_every))
-            db.close()
+            pipeline.append(
+                asyncio.run(
+                    ingest_run(
+                        frames, contracts, Path(tmp, f"p{run}.db"), start_ms, args.flush_every
+                    )
+                )
+            )
             if run < args.baseline_runs:
                 path = Path(tmp, f"b{run}.db")
                 baseline.append(ingest_baseline(frames, contracts, path, args.flush_every))
@@ -613,7 +654,7 @@ def _rss_mb() -> float:
 def phase_rss(args: argparse.Namespace) -> None:
     """In this (fresh) process: the modules `liqbot run` loads, a day of rollups loaded at
     startup, then `--events` events streamed through the pipeline (never held in a list)."""
-    importlib.import_module("bot.main")  # all that `liqbot run` loads: aiohttp, APScheduler...
+    importlib.import_module("bot.main")  # all that `liqbot run` loads: aiohttp, telegram...
 
     after_imports = _rss_mb()
     rng = random.Random(args.seed)
@@ -622,14 +663,22 @@ def phase_rss(args: argparse.Namespace) -> None:
     start_ms = now_ms()
     maker = FrameMaker(coins, args.feed_rate, start_ms, args.seed)
     with tempfile.TemporaryDirectory(prefix="liqbot-bench-") as tmp:
-        db = open_database(Path(tmp, "rss.db"))
+        path = Path(tmp, "rss.db")
+        db = open_database(path)
         minute = start_ms // MS_PER_MINUTE
         write_rollups(db, rollup_rows(coins, minute, HISTORY_MINUTES, args.keys_per_minute, rng))
-        app = start_bot(db, start_ms)
-        after_startup = _rss_mb()
-        frames = (frame for frame, _ in maker.frames(args.rss_events))
-        result = ingest(frames, contracts, app, args.flush_every)
         db.close()
+
+        async def run() -> tuple[float, IngestResult]:
+            app = await start_bot(path, start_ms)
+            try:
+                after_startup = _rss_mb()
+                frames = (frame for frame, _ in maker.frames(args.rss_events))
+                return after_startup, await ingest(frames, contracts, app, args.flush_every)
+            finally:
+                await app.close()
+
+        after_startup, result = asyncio.run(run())
     maxrss, hwm = _peak_rss_mb()
     peak = _rss_mb()
     verdict = "ok" if peak <= RSS_TARGET_MB else "MISS"

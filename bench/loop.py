@@ -179,7 +179,7 @@ class Bench:
         self.calm_last = last_outbox_id(self.db)
         self.events = cascade(self.world.maker, self.clock, self.args.cascade_usd)
         self.core.on_liquidations(self.events)
-        self.core.recorder.flush()
+        await self.core.recorder.flush()
         self.clock += int(MIN_PASS_INTERVAL * 1000)
 
     async def cascade(self, way: str) -> None:

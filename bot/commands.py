@@ -4,7 +4,9 @@ past here: it becomes a reply that says what is accepted, and nothing changes.""
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -12,8 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlite_utils import Database
-
+from bot.chats import ChatService
 from bot.errors import UserError
 from bot.formatting import echo, format_usd
 from bot.recorder import now_ms
@@ -27,7 +28,8 @@ from bot.subscriptions import (
 )
 from bot.units import parse_duration
 from bot.venues.catalog import VENUES
-from storage import alerts
+
+log = logging.getLogger(__name__)
 
 VENUE_TITLES = [venue.title for venue in VENUES.values()]
 
@@ -146,17 +148,16 @@ class _Limiter:
 class CommandCore:
     def __init__(
         self,
-        db: Database,
+        chats: ChatService,
         defaults: Thresholds,
         status: Callable[[], dict[str, Any]],
-        on_change: Callable[[], None],
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        self.db = db
+        self.chats = chats
         self.defaults = defaults
         self.status_source = status
-        self.on_change = on_change
         self.clock = clock
+        self._saves: list[Awaitable[None]] = []  # staged by the running command, see _save
         self._limiter = _Limiter()
         self._handlers: dict[str, Callable[[ChatRef, list[str]], Reply]] = {
             "start": self.start,
@@ -195,9 +196,27 @@ class CommandCore:
         if command in ADMIN_ONLY and chat.is_group and not await is_admin():
             return Reply("Only the chat's administrators can change liqbot here.", refusal=True)
         try:
-            return handler(chat, args)
+            reply = handler(chat, args)
         except UserError as error:
-            return Reply(str(error), refusal=True)
+            reply = Reply(str(error), refusal=True)
+        finally:
+            saved = await self._commit(chat)
+        if not saved:
+            return Reply("liqbot cannot save settings right now; try again in a few minutes.")
+        return reply
+
+    async def _commit(self, chat: ChatRef) -> bool:
+        """Commit what the command staged (nothing else runs between a synchronous command
+        and this call); False if storage refused it."""
+        saves, self._saves = self._saves, []
+        saved = True
+        for save in saves:
+            try:
+                await save
+            except sqlite3.OperationalError as error:
+                log.error("%s: settings of %s not saved: %s", chat.platform, chat.chat_id, error)
+                saved = False
+        return saved
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -331,7 +350,7 @@ class CommandCore:
     # -- storage -----------------------------------------------------------------------------
 
     def _load(self, chat: ChatRef) -> Subscription | None:
-        return alerts.load_subscription(self.db, chat.platform, chat.chat_id)
+        return self.chats.load(chat.platform, chat.chat_id)
 
     def _subscribed(self, chat: ChatRef) -> Subscription:
         sub = self._load(chat)
@@ -340,9 +359,8 @@ class CommandCore:
         return sub
 
     def _save(self, sub: Subscription) -> None:
-        with self.db.atomic():
-            alerts.save_subscription(self.db, sub, self.clock())
-        self.on_change()
+        """Stage `sub`; `handle` commits it once the (synchronous) command has replied."""
+        self._saves.append(self.chats.save(sub))
 
 
 def _clock_minutes(text: str, usage: str) -> int:

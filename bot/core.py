@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bot.chats import ChatService, Outboxes
 from bot.clock import SYSTEM, Clock
 from bot.counters import LiquidationCounts
 from bot.derivatives import OI_HISTORY_MS, Derivatives
@@ -18,27 +19,35 @@ from bot.events import FundingRate, Liquidation, OpenInterest, SourceHealth
 from bot.market import HISTORY_MINUTES, MarketState
 from bot.norms import MINUTES_PER_DAY, NORM_DAYS, Norms
 from bot.outbox import DEFAULT_MAX_AGE, Channel, OutboxWorker
-from bot.recorder import Recorder, now_ms
+from bot.recorder import Recorder
 from bot.subscriptions import Subscription, Thresholds
+from bot.supervisor import TaskFactory
 from bot.writer import Writer
-from storage import alerts, market_data
+from storage import market_data
 
 log = logging.getLogger(__name__)
 
 
 class Core:
+    """The composition root of everything downstream of the venues. Built in dependency order:
+    the recorder, the engine, the chats service, then one outbox worker per channel (channels
+    can be added later: `liqbot run` builds the platform clients after the chats service they
+    depend on). Every long-running part is listed by `tasks` for the supervisor."""
+
     def __init__(
         self,
         db: Database,
         now: int,
-        channels: Mapping[str, Channel],
+        channels: Mapping[str, Channel] | None = None,
         health: Callable[[], Iterable[SourceHealth]] = tuple,
         writer: Writer | None = None,
         outbox_max_age: float = DEFAULT_MAX_AGE,
         clock: Clock = SYSTEM,
     ) -> None:
-        self.db = db
+        self.db = db  # the loop's connection (reads; writes go through `writer`)
         self.writer = writer if writer is not None else Writer.inline(db)
+        self.clock = clock
+        self.outbox_max_age = outbox_max_age
         self.norms = Norms()
         self.market = MarketState(now, on_minute_closed=self.norms.add_minute)
         minute = self.market.minute
@@ -58,50 +67,43 @@ class Core:
         self.derivatives.update_open_interest(
             _interest_rows(market_data.read_open_interest(db)), now
         )
-        self.recorder = Recorder(db, health)
+        self.recorder = Recorder(self.writer, health, clock)
         self.liquidation_counts = LiquidationCounts()
-        self.workers = {
-            platform: OutboxWorker(
-                db,
-                self.writer,
-                platform,
-                channel,
-                self.chat_changed,
-                max_age=outbox_max_age,
-                clock=clock,
-            )
-            for platform, channel in channels.items()
-        }
-        self.engine = AlertEngine(db, self.market, self.norms, self.derivatives, self._wake_workers)
+        self.outboxes = Outboxes()
+        self.engine = AlertEngine(
+            db,
+            self.market,
+            self.norms,
+            self.derivatives,
+            self.outboxes.wake,
+            writer=self.writer,
+            clock=clock,
+        )
+        self.chats = ChatService(db, self.writer, self.engine, self.outboxes, clock)
+        self.workers: dict[str, OutboxWorker] = {}
+        for platform, channel in (channels or {}).items():
+            self.add_channel(platform, channel)
 
-    def _wake_workers(self, platforms: set[str]) -> None:
-        for platform in platforms:
-            worker = self.workers.get(platform)
-            if worker is not None:
-                worker.wake()
+    def add_channel(self, platform: str, channel: Channel) -> None:
+        """Deliver `platform`'s outbox through `channel`."""
+        worker = OutboxWorker(
+            self.db,
+            self.writer,
+            platform,
+            channel,
+            self.chats.chat_changed,
+            max_age=self.outbox_max_age,
+            clock=self.clock,
+        )
+        self.workers[platform] = worker
+        self.outboxes.add(platform, worker)
 
-    def chat_changed(self, platform: str, chat_id: str, new_id: str | None) -> None:
-        """A chat blocked or removed the bot (`new_id` None: its alerts stop until /subscribe),
-        or got a new id (its subscription, rule state and pending alerts follow)."""
-        if new_id is None:
-            log.info("%s: chat %s is gone; its subscription is paused", platform, chat_id)
-            alerts.set_active(self.db, platform, chat_id, False, now_ms())
-        else:
-            log.info("%s: chat %s is now %s", platform, chat_id, new_id)
-            alerts.move_chat(self.db, platform, chat_id, new_id, now_ms())
-        self.engine.reload_subscriptions()
-        worker = self.workers.get(platform)
-        if worker is not None:
-            worker.wake()
-
-    def subscribe_console(self, thresholds: Thresholds, now: int, active: bool = True) -> None:
+    async def subscribe_console(self, thresholds: Thresholds, active: bool = True) -> None:
         """The console subscriber: the `[defaults]` thresholds, refreshed at every start."""
-        existing = alerts.load_subscription(self.db, "console", "stdout")
+        existing = self.chats.load("console", "stdout")
         sub = Subscription("console", "stdout", thresholds, active=active)
-        if existing is None or existing != sub:
-            with self.db.atomic():
-                alerts.save_subscription(self.db, sub, now)
-        self.engine.reload_subscriptions()
+        if existing != sub:
+            await self.chats.save(sub)
 
     def on_liquidations(self, events: list[Liquidation]) -> None:
         add = self.market.add
@@ -121,9 +123,19 @@ class Core:
         self.derivatives.update_open_interest(interests, now)
         self.engine.on_market_data()
 
+    def tasks(self) -> list[tuple[str, TaskFactory]]:
+        """The long-running parts, by name; the recorder first, so a shutdown (in reverse
+        order) stops it last and its final flush sees everything."""
+        return [
+            ("recorder", self.recorder.run),
+            ("chats", self.chats.run),
+            ("engine", self.engine.run),
+            *((f"outbox-{platform}", worker.run) for platform, worker in self.workers.items()),
+        ]
+
     def coroutines(self) -> list[Coroutine[Any, Any, None]]:
-        """The long-running parts; the recorder first, so a shutdown can stop it last."""
-        return [self.recorder.run(), self.engine.run(), *(w.run() for w in self.workers.values())]
+        """The parts of `tasks`, started (benchmarks that run them without a supervisor)."""
+        return [factory() for _, factory in self.tasks()]
 
 
 def _funding_rows(rows: list[dict[str, Any]]) -> list[FundingRate]:
@@ -148,7 +160,14 @@ def _interest_rows(rows: list[dict[str, Any]]) -> list[OpenInterest]:
 
 
 async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel and await tasks in reverse start order."""
+    """Cancel and await tasks in reverse start order; a task that had failed, or fails while
+    stopping, is logged with its traceback (the rest are still stopped)."""
     for task in reversed(tasks):
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not task.cancelled():  # the caller itself is being cancelled
+                raise
+        except Exception:
+            log.exception("task %s failed", task.get_name())

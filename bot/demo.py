@@ -92,7 +92,6 @@ class Replay:
         self.core = Core(
             db, self.start, channels={"console": Channel(self._send)}, clock=ReplayClock(self)
         )
-        self.core.subscribe_console(DEMO_THRESHOLDS, self.start)
         self.contracts: dict[str, okx.Contract] = {}
         self.alerts = 0
         self._console = ConsoleSender(out)
@@ -134,6 +133,10 @@ class Replay:
         end = self.records[-1]["at"]
         index = 0
         worker = self.core.workers["console"]
+        await self.core.subscribe_console(DEMO_THRESHOLDS)
+        # A pass before the first frame: the new subscriber is settled while nothing is crossed
+        # (a chat that arrives over a threshold would start disarmed; see bot/engine.py).
+        await self.core.engine.evaluate(self.clock)
         while self.clock <= end:
             self.clock += STEP_MS
             while index < len(self.records) and self.records[index]["at"] <= self.clock:
@@ -141,7 +144,7 @@ class Replay:
                 index += 1
             if (self.clock - self.start) % EVALUATE_EVERY_MS == 0:
                 await self.core.engine.evaluate(self.clock)
-                self.core.recorder.flush()
+                await self.core.recorder.flush()
                 await worker.drain()
             ahead = (self.clock - self.start) / 1000 / speed - (loop.time() - began)
             if ahead > 0:

@@ -133,6 +133,11 @@ class AlertEngine:
         self.arming.regroup(self.book.update(sub))
         self._wake.set()
 
+    def has_settled(self, chat_key: str) -> bool:
+        """Whether the chat has been through a pass since it subscribed (until then a rule it
+        finds over threshold starts disarmed)."""
+        return chat_key not in self._arriving
+
     def on_liquidations(self, events: list[Liquidation]) -> None:
         minimum = self.book.min_whale
         self._whales += [event for event in events if event.usd >= minimum]

@@ -11,7 +11,6 @@ pongs, notices), counts refused subscriptions and reconnects at once on a venue'
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from bot.config import CollectorSettings, ExchangeSettings
 from bot.events import Gap, Liquidation, SourceHealth
@@ -258,7 +258,7 @@ class Collector:
             health.ignored += 1
             return False
         try:
-            frame = json.loads(text)
+            frame = orjson.loads(text)  # a third of json.loads' time (bench/ingest.py)
         except ValueError:
             self._on_malformed(text)
             return False

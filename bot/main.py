@@ -6,25 +6,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
+import sqlite3
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlite_utils import Database
 
 from bot import heap
+from bot.clock import SYSTEM, Clock
 from bot.commands import CommandCore
 from bot.config import Settings
-from bot.core import Core, cancel_all
+from bot.core import Core
 from bot.errors import StartupError
 from bot.events import OpenInterest, SourceHealth, merge_health
 from bot.feeds import Collector, send_new
 from bot.operations import Operations
 from bot.outbox import Channel
-from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.sources import SOURCE_TYPES, Source
 from bot.status import LiveStatus
@@ -48,48 +47,67 @@ T = TypeVar("T")
 
 
 class App:
-    """Everything `liqbot run` owns. Built from settings; `run()` returns after `stop` is set."""
+    """Everything `liqbot run` owns, built in dependency order (the composition root): storage
+    (the writer thread and the loop's read connection), the core with its chats service, the
+    commands, the platform clients, and at `run` the collectors and pollers. Every long-running
+    task runs under `supervisor`. `run()` returns after `stop` is set."""
 
-    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
         self.settings = settings
-        self.db = db if db is not None else open_database(settings.storage.path)
+        self.clock = clock
+        path = settings.storage.path
+        # The writer opens (and migrates) the database first, in its own thread.
+        self.writer = Writer.open(partial(open_database, path))
+        self.db = open_database(path)  # the loop's connection: reads
         self.collectors: list[Collector] = []
-        channels = {console.PLATFORM: Channel(console.ConsoleSender())}
+        self.supervisor = Supervisor(clock)
+        self.core = Core(
+            self.db,
+            clock.now_ms(),
+            health=self._source_health,
+            writer=self.writer,
+            outbox_max_age=settings.outbox.max_age,
+            clock=clock,
+        )
+        self.live_status = LiveStatus(self.db, settings, self.core.market, self.core.derivatives)
+        self.market = self.core.market
+        self.recorder = self.core.recorder
+        self.fatal: StartupError | None = None  # why `run` stopped before it could serve
+        commands = CommandCore(
+            self.core.chats, settings.defaults, status=self._status, clock=clock.now_ms
+        )
+        self.core.add_channel(console.PLATFORM, Channel(console.ConsoleSender()))
         self.telegram: TelegramBot | None = None
         if settings.telegram.enabled:
             assert settings.telegram.token is not None
             self.telegram = TelegramBot(
                 settings.telegram.token,
                 settings.telegram.api_url,
-                self._commands(),
-                on_chat_change=lambda *change: self.core.chat_changed(*change),
+                commands,
+                on_chat_change=self.core.chats.chat_changed,
             )
-            channels[telegram.PLATFORM] = Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
+            self.core.add_channel(
+                telegram.PLATFORM, Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
+            )
         self.discord: DiscordBot | None = None
         if settings.discord.enabled:
             assert settings.discord.token is not None
             discord.point_at(settings.discord.api_url, settings.discord.gateway_url)
             self.discord = DiscordBot(
                 settings.discord.token,
-                self._commands(),
+                commands,
                 self._assets_seen,
-                on_chat_change=lambda *change: self.core.chat_changed(*change),
+                on_chat_change=self.core.chats.chat_changed,
             )
-            channels[discord.PLATFORM] = Channel(self.discord.send, DISCORD_CONCURRENCY)
-        self.core = Core(
-            self.db,
-            now_ms(),
-            channels,
-            health=lambda: merge_health(c.current_health() for c in self.collectors),
-            outbox_max_age=settings.outbox.max_age,
-        )
-        self.live_status = LiveStatus(self.db, settings, self.core.market, self.core.derivatives)
-        # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
-        chat_platforms = self.telegram is not None or self.discord is not None
-        self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
-        self.market = self.core.market
-        self.recorder = self.core.recorder
-        self.fatal: StartupError | None = None  # why `run` stopped before it could serve
+            self.core.add_channel(discord.PLATFORM, Channel(self.discord.send, DISCORD_CONCURRENCY))
+
+    def _source_health(self) -> list[SourceHealth]:
+        """One health per venue, merged over its connections (what `status` shows)."""
+        return merge_health(c.current_health() for c in self.collectors)
+
+    def _status(self) -> dict[str, Any]:
+        """A chat's /status, from the market held in memory."""
+        return self.live_status.build(self.clock.now_ms())
 
     def _assets_seen(self) -> list[str]:
         """Assets liquidated in the last day or with funding data, for autocompletion."""
@@ -98,79 +116,88 @@ class App:
         }
         return sorted(seen)
 
-    def _commands(self) -> CommandCore:
-        return CommandCore(
-            self.db,
-            self.settings.defaults,
-            status=lambda: self.live_status.build(now_ms()),
-            on_change=lambda: self.core.engine.reload_subscriptions(),
-        )
-
     async def run(self, stop: asyncio.Event) -> None:
-        async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
-            sources = self._sources(session)
-            scheduler = self._scheduler(sources)
-            # Operator endpoints and the runtime row, under the supervisor.
-            supervisor = Supervisor()
-            writer = await self._writer()
-            self.core.engine.writer = writer  # alerts are recorded on the writer's thread
-            operations = Operations(
-                self.settings.metrics,
-                supervisor,
-                self.core,
-                self._source_health,
-                writer,
-            )
-            try:
-                await operations.start()
-            except StartupError:
-                await writer.close()
-                raise
-            supervisor.start()
-            tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
-            for platform in (self.telegram, self.discord):
-                if platform is not None:
-                    tasks.append(asyncio.create_task(self._or_stop(platform.run(), stop)))
-            tasks += [
-                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}-{i}")
-                for i, collector in enumerate(self.collectors)
-            ]
-            scheduler.start()
-            heap.freeze()  # start-up's objects live on: out of the collector's sight
-            log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
-            fatal = asyncio.ensure_future(supervisor.wait_fatal())
-            stopping = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait((fatal, stopping), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                log.info("stopping")
-                fatal.cancel()
-                stopping.cancel()
-                scheduler.shutdown(wait=False)
-                await cancel_all(tasks)  # the recorder last, so its final flush sees all
-                await supervisor.stop()
-                await operations.stop()
-                await writer.close()
-            if fatal.done() and not fatal.cancelled():
-                raise fatal.result()
+        """Run until `stop` is set; raise `Fatal` when a task met a condition no restart cures,
+        or the `StartupError` that stopped it (everything is stopped first)."""
+        try:
+            # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
+            chat_platforms = self.telegram is not None or self.discord is not None
+            await self.core.subscribe_console(self.settings.defaults, active=not chat_platforms)
+            async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
+                sources = self._sources(session)
+                self._supervise(sources, stop)
+                # Operator endpoints and the runtime row, under the supervisor too.
+                operations = Operations(
+                    self.settings.metrics,
+                    self.supervisor,
+                    self.core,
+                    self._source_health,
+                    self.writer,
+                )
+                await operations.start()  # a listen address that cannot be served: refused
+                self.supervisor.start()
+                heap.freeze()  # start-up's objects live on: out of the collector's sight
+                log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
+                fatal = asyncio.ensure_future(self.supervisor.wait_fatal())
+                stopped = asyncio.ensure_future(stop.wait())
+                try:
+                    await asyncio.wait((fatal, stopped), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    fatal.cancel()
+                    stopped.cancel()
+                    log.info("stopping")
+                    await self.supervisor.stop()  # in reverse: the recorder flushes last
+                    await operations.stop()
+                if not fatal.cancelled():
+                    raise fatal.result()
+        finally:
+            await self.writer.close()
         if self.fatal is not None:
             raise self.fatal
 
-    def _source_health(self) -> list[SourceHealth]:
-        """One health per venue, merged over its connections (what `status` shows)."""
-        return merge_health(c.current_health() for c in self.collectors)
-
-    async def _writer(self) -> Writer:
-        path = self.settings.storage.path
-        return await Writer.start(lambda: open_database(path))
-
-    async def _or_stop(self, run: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    async def _or_stop(self, run: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
         """A platform's run; a StartupError (a refused token) stops all of `run`."""
         try:
-            await run
+            await run()
         except StartupError as error:
             self.fatal = error
             stop.set()
+            await asyncio.get_running_loop().create_future()  # until `run` cancels it
+
+    def _supervise(
+        self, sources: list[tuple[Source, list[Collector]]], stop: asyncio.Event
+    ) -> None:
+        add = self.supervisor.add
+        for name, factory in self.core.tasks():
+            add(name, factory)
+        if self.telegram is not None:
+            add("telegram", partial(self._or_stop, self.telegram.run, stop))
+        if self.discord is not None:
+            add("discord", partial(self._or_stop, self.discord.run, stop))
+        config = self.settings.collector
+        for source, collectors in sources:
+            venue = source.venue
+            for index, collector in enumerate(collectors):
+                add(f"collector-{venue}-{index}", collector.run)
+            self._every(
+                f"{venue}-funding",
+                config.funding_interval,
+                self._poll(venue, source.poll_funding, self.core.on_funding),
+            )
+            self._every(
+                f"{venue}-oi",
+                config.open_interest_interval,
+                self._poll(venue, source.poll_open_interest, self._on_open_interest),
+            )
+            self._every(
+                f"{venue}-instruments",
+                config.instruments_interval,
+                self._poll(venue, source.refresh_instruments, partial(send_new, collectors)),
+                start_now=False,
+            )
+        self._every("clock", CLOCK_TICK, self._tick)
+        self._every("prune", PRUNE_INTERVAL, self._prune)
+        self._every("digests", SCHEDULED_ALERTS_INTERVAL, self._scheduled_alerts)
 
     def _sources(self, session: aiohttp.ClientSession) -> list[tuple[Source, list[Collector]]]:
         last_seen = {
@@ -196,44 +223,21 @@ class App:
             self.collectors += collectors
         return sources
 
-    def _scheduler(self, sources: list[tuple[Source, list[Collector]]]) -> AsyncIOScheduler:
-        scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
-        config = self.settings.collector
-        for source, collectors in sources:
-            self._every(
-                scheduler,
-                config.funding_interval,
-                f"{source.venue}-funding",
-                self._poll(source.venue, source.poll_funding, self.core.on_funding),
-            )
-            self._every(
-                scheduler,
-                config.open_interest_interval,
-                f"{source.venue}-oi",
-                self._poll(source.venue, source.poll_open_interest, self._on_open_interest),
-            )
-            self._every(
-                scheduler,
-                config.instruments_interval,
-                f"{source.venue}-instruments",
-                self._poll(source.venue, source.refresh_instruments, partial(send_new, collectors)),
-                start_now=False,
-            )
-        self._every(scheduler, CLOCK_TICK, "clock", self._tick)
-        self._every(scheduler, PRUNE_INTERVAL, "prune", self._prune)
-        self._every(scheduler, SCHEDULED_ALERTS_INTERVAL, "digests", self._scheduled_alerts)
-        return scheduler
-
-    @staticmethod
     def _every(
-        scheduler: AsyncIOScheduler,
-        seconds: float,
-        name: str,
-        job: Callable[[], Awaitable[None]],
-        start_now: bool = True,
+        self, name: str, seconds: float, job: Callable[[], Awaitable[None]], start_now: bool = True
     ) -> None:
-        first_run: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if start_now else {}
-        scheduler.add_job(job, "interval", seconds=seconds, id=name, name=name, **first_run)
+        """Run `job` every `seconds` (first at once, or after one interval) as a supervised
+        task; a run that overruns its interval is followed at once by one more, not a backlog."""
+
+        async def every() -> None:
+            clock = self.clock
+            due = clock.monotonic() + (0 if start_now else seconds)
+            while True:
+                await clock.sleep(due - clock.monotonic())
+                await job()
+                due = max(due + seconds, clock.monotonic())
+
+        self.supervisor.add(name, every)
 
     @staticmethod
     def _poll(
@@ -255,24 +259,32 @@ class App:
         return job
 
     def _on_open_interest(self, interests: list[OpenInterest]) -> None:
-        self.core.on_open_interest(interests, now_ms())
+        self.core.on_open_interest(interests, self.clock.now_ms())
 
     async def _tick(self) -> None:
-        self.market.advance(now_ms())
+        self.market.advance(self.clock.now_ms())
 
     async def _scheduled_alerts(self) -> None:
-        await self.core.engine.scheduled(now_ms())
+        await self.core.engine.scheduled(self.clock.now_ms())
 
     async def _prune(self) -> None:
         storage = self.settings.storage
-        with self.db.atomic():
-            market_data.prune(
-                self.db, now_ms(), storage.events_retention_days, storage.rollups_retention_days
-            )
+        now = self.clock.now_ms()
+
+        def prune(db: Database) -> None:
+            with db.atomic():
+                market_data.prune(
+                    db, now, storage.events_retention_days, storage.rollups_retention_days
+                )
+
+        try:
+            await self.writer.call(prune)
+        except sqlite3.OperationalError as error:  # storage trouble: the recorder reports it
+            log.warning("prune skipped: %s", error)
 
 
 def run_forever(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; flush and return 0. A `Fatal` condition: its line, 1."""
+    """Run until SIGTERM or SIGINT; flush and return 0. A `Fatal` condition: one line, 1."""
 
     async def main() -> None:
         stop = asyncio.Event()

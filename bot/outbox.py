@@ -61,7 +61,8 @@ class DeliveryError(Exception):
 
 Progress = Callable[[int], Awaitable[None]]  # parts of a split message delivered so far
 Send = Callable[[OutboxRow, Progress], Awaitable[None]]
-ChatEvent = Callable[[str, str, str | None], None]  # platform, chat id, new id (None: gone)
+# platform, chat id, new id (None: gone); done when the change is applied
+ChatEvent = Callable[[str, str, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,5 +232,6 @@ class OutboxWorker:
         if error.chat_gone:
             self.on_chat_change(self.platform, row.chat_id, None)
         elif error.moved_to is not None:  # the subscription follows the chat in any case
-            self.on_chat_change(self.platform, row.chat_id, error.moved_to)
+            # Applied before the retry, so the row is tried at the new id, not the old one.
+            await self.on_chat_change(self.platform, row.chat_id, error.moved_to)
             self._stale = True

@@ -206,6 +206,7 @@ def _status(
         "funding": funding,
         "open_interest": open_interest,
         "sources": sources,
+        "storage": _storage_json(market_data.read_storage_state(db), now),
         "runtime": runtime_json(db, now),
     }
 
@@ -263,6 +264,41 @@ def _dominant_side(totals: dict[str, Any]) -> str:
     return (
         f"{format_percent(share)} longs" if share >= 0.5 else f"{format_percent(1 - share)} shorts"
     )
+
+
+def _storage_json(row: dict[str, Any] | None, now: int) -> dict[str, Any]:
+    """What `run`'s recorder last stored about storage. It cannot store anything while the
+    database is not writable, so a stale `written_at` is what shows an outage in progress."""
+    row = row or {}
+    written = row.get("updated_at")
+    return {
+        "written_at": iso_utc(written),
+        "fresh": written is not None and now - written <= HEALTH_STALE_MS,
+        "last_error": row.get("last_error"),
+        "last_error_from": iso_utc(row.get("outage_since")),
+        "last_error_to": iso_utc(row.get("outage_until")),
+        "dropped_rows": row.get("dropped") or 0,
+    }
+
+
+def _storage_lines(storage: dict[str, Any] | None) -> list[str]:
+    """A line when storage has something to report: not written lately, or a past failure."""
+    if not storage or storage["written_at"] is None:
+        return []
+    notes = []
+    if not storage["fresh"]:
+        notes.append(
+            f"not written since {storage['written_at']} (`liqbot run` is stopped, or cannot"
+            " write the database: see its log)"
+        )
+    if storage["last_error"]:
+        notes.append(
+            f"last write failure {storage['last_error_from']} to {storage['last_error_to']}:"
+            f" {storage['last_error']}"
+        )
+    if storage["dropped_rows"]:
+        notes.append(f"{storage['dropped_rows']} rows dropped")
+    return ["", "Storage: " + "; ".join(notes)] if notes else []
 
 
 def render_status(
@@ -333,6 +369,7 @@ def render_status(
                 f"           retrying since {source['retrying_since']}: {source['last_error']};"
                 f" next attempt {source['next_attempt_at']}"
             )
+    lines += _storage_lines(status.get("storage"))
     if "coverage" in status:
         lines += ["", *coverage_lines(status["coverage"])]
     return "\n".join(lines)

@@ -38,7 +38,7 @@ DEFERRED = frozenset(
     | {"digest", "button"}
 )
 START_RETRY_MAX = 60.0
-ChatEvent = Callable[[str, str, str | None], None]
+ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
 
 
 def point_at(api_url: str, gateway_url: str | None) -> None:

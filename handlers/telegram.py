@@ -67,7 +67,7 @@ ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 # Updates handled at once (PTB's default for concurrent handling, and its connection pool's
 # size): a chat waiting out its pace holds up only its own replies, not the next chat's.
 CONCURRENT_UPDATES = 256
-ChatEvent = Callable[[str, str, str | None], None]
+ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
 FAILED_REPLY = "Something went wrong on our side; please try again in a minute."
 
 

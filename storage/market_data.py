@@ -4,7 +4,9 @@ interest, stream gaps and source health. Writers expect to run inside the caller
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -20,27 +22,29 @@ MS_PER_DAY = 86_400_000
 # Open-interest history only feeds windows of up to 24 h; keep two days of 5-minute points.
 OI_HISTORY_MS = 2 * MS_PER_DAY
 
-# Rows per multi-row INSERT: one statement of 100 rows costs about half of 100 executemany
-# steps. 100 x 9 parameters stays under the 999 that SQLite builds before 3.32 allow.
-_ROWS_PER_STATEMENT = 100
+# Rows per multi-row INSERT, largest first: one statement of 100 rows costs about half of 100
+# executemany steps, and on the writer thread each statement is one more wait for the GIL, so
+# big batches go 1,000 rows a statement where SQLite allows 9,000 parameters (3.32 and later;
+# older builds allow 999). Sizes must each divide the one before.
+_ROWS_PER_STATEMENT = (1000, 100, 1) if sqlite3.sqlite_version_info >= (3, 32) else (100, 1)
 
 
-def _statements(sql: str, width: int) -> tuple[str, str]:
-    """`sql` (`{}` where its VALUES go) for one row of `width` values, and for
-    `_ROWS_PER_STATEMENT` rows."""
+def _statements(sql: str, width: int) -> dict[int, str]:
+    """`sql` (`{}` where its VALUES go) for each of `_ROWS_PER_STATEMENT` rows of `width`."""
     row = "(" + ", ".join("?" * width) + ")"
-    return sql.format(row), sql.format(", ".join([row] * _ROWS_PER_STATEMENT))
+    return {size: sql.format(", ".join([row] * size)) for size in _ROWS_PER_STATEMENT}
 
 
 _INSERT_EVENTS = _statements(
     "INSERT INTO events (ts, recv_ts, venue, symbol, base, position, price, qty, usd) VALUES {}",
     9,
 )
-_UPSERT_ROLLUPS = _statements(
-    "INSERT INTO rollups (minute, venue, base, position, usd, count) VALUES {}"
+_ROLLUP_INSERTED = (
+    "INSERT INTO rollups (minute, venue, base, position, usd, count)"
+    f" SELECT ts / {MS_PER_MINUTE}, venue, base, position, SUM(usd), COUNT(*)"
+    " FROM events WHERE rowid > ? GROUP BY 1, 2, 3, 4"
     " ON CONFLICT (minute, venue, base, position)"
-    " DO UPDATE SET usd = usd + excluded.usd, count = count + excluded.count",
-    6,
+    " DO UPDATE SET usd = usd + excluded.usd, count = count + excluded.count"
 )
 
 
@@ -58,32 +62,29 @@ def save_liquidations(db: Database, events: Sequence[Liquidation]) -> None:
 
 
 def save_liquidation_rows(db: Database, rows: Sequence[LiquidationRow]) -> None:
-    """`save_liquidations` for events already turned into rows by `liquidation_row`."""
+    """`save_liquidations` for events already turned into rows by `liquidation_row`. The
+    rollups are summed by SQLite from the rows just inserted: on the writer thread that work
+    runs without the GIL, beside the event loop, rather than in a Python loop."""
+    if not rows:
+        return
+    last = db.execute("SELECT max(rowid) FROM events").fetchone()[0]
     _insert_rows(db, _INSERT_EVENTS, rows)
-    rollups: dict[tuple[int, str, str, str], list[float]] = {}
-    for ts, _, venue, _, base, position, _, _, usd in rows:
-        key = (ts // MS_PER_MINUTE, venue, base, position)
-        slot = rollups.get(key)
-        if slot is None:
-            rollups[key] = [usd, 1]
-        else:
-            slot[0] += usd
-            slot[1] += 1
-    _insert_rows(
-        db, _UPSERT_ROLLUPS, [(*key, usd, int(count)) for key, (usd, count) in rollups.items()]
-    )
+    db.execute(_ROLLUP_INSERTED, [last or 0])
 
 
-def _insert_rows(db: Database, sql: tuple[str, str], rows: Sequence[tuple[Any, ...]]) -> None:
-    """Run one of `_statements` for every row, in order: `_ROWS_PER_STATEMENT` rows per
-    statement, the remainder one by one."""
-    one, many = sql
-    full = len(rows) - len(rows) % _ROWS_PER_STATEMENT
+def _insert_rows(db: Database, sql: dict[int, str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run `_statements` for every row, in order, in as few statements as the sizes allow."""
     execute = db.conn.execute
-    for start in range(0, full, _ROWS_PER_STATEMENT):
-        execute(many, list(chain.from_iterable(rows[start : start + _ROWS_PER_STATEMENT])))
-    if full < len(rows):
-        db.conn.executemany(one, rows[full:])
+    start = 0
+    for size in _ROWS_PER_STATEMENT:
+        statement = sql[size]
+        full = start + (len(rows) - start) // size * size
+        if size == 1:
+            db.conn.executemany(statement, rows[start:])
+            return
+        for first in range(start, full, size):
+            execute(statement, list(chain.from_iterable(rows[first : first + size])))
+        start = full
 
 
 def save_funding(db: Database, rates: Sequence[FundingRate], now_ms: int) -> None:
@@ -157,6 +158,44 @@ def save_health(db: Database, sources: Iterable[SourceHealth], now_ms: int) -> N
         ),
         pk="venue",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StorageOutage:
+    """A time the database could not be written: the error, from `since` to `until` (ms)."""
+
+    error: str
+    since: int
+    until: int
+
+
+@dataclass(frozen=True, slots=True)
+class StorageState:
+    """What the recorder stores with the health rows: its last outage and the rows it dropped
+    (during an outage nothing can be stored; a stale `updated_at` then says so)."""
+
+    last_outage: StorageOutage | None
+    dropped: int
+
+
+def save_storage_state(db: Database, state: StorageState, now_ms: int) -> None:
+    outage = state.last_outage
+    db.table("storage_health").upsert(
+        {
+            "id": 1,
+            "last_error": outage.error if outage else None,
+            "outage_since": outage.since if outage else None,
+            "outage_until": outage.until if outage else None,
+            "dropped": state.dropped,
+            "updated_at": now_ms,
+        },
+        pk="id",
+    )
+
+
+def read_storage_state(db: Database) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM storage_health WHERE id = 1"))
+    return rows[0] if rows else None
 
 
 def prune(db: Database, now_ms: int, events_days: float, rollups_days: float) -> None:

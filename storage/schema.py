@@ -179,3 +179,19 @@ def structure_outbox(db: Database) -> None:
         "CREATE INDEX idx_outbox_retries ON outbox (platform, status, next_attempt_at)"
         " WHERE next_attempt_at IS NOT NULL"
     )
+
+
+@migrations()
+def create_storage_health(db: Database) -> None:
+    """The recorder's storage state (its last outage, the rows it dropped), for `status`."""
+    db.table("storage_health").create(
+        {
+            "id": int,
+            "last_error": str,
+            "outage_since": int,
+            "outage_until": int,
+            "dropped": int,
+            "updated_at": int,
+        },
+        pk="id",
+    )

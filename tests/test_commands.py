@@ -14,6 +14,7 @@ import pytest
 from sqlite_utils import Database
 
 from bot import commands
+from bot.chats import ChatService, Outboxes
 from bot.commands import (
     ADMIN_ONLY,
     COMMAND_RATE,
@@ -26,7 +27,9 @@ from bot.commands import (
 )
 from bot.status import render_status
 from bot.subscriptions import Subscription, Thresholds, is_quiet, set_threshold
+from bot.writer import Writer
 from storage import alerts, open_database
+from tests.clock import ManualClock
 
 NOW = 1_736_942_400_000  # 2025-01-15 12:00:00 UTC
 HOUR_MS = 3_600_000
@@ -138,14 +141,16 @@ def preset_thresholds(name: str) -> Thresholds:
 
 
 class Bench:
-    """A CommandCore on a real database, with its on_change calls counted."""
+    """A CommandCore on a real database and chats service; it stands in for the alert engine
+    and counts the changes the service tells it of."""
 
     def __init__(self, db: Database, defaults: Thresholds = DEFAULTS) -> None:
         self.db = db
         self.changes = 0
-        self.core = CommandCore(db, defaults, lambda: STATUS, self._changed, clock=lambda: NOW)
+        chats = ChatService(db, Writer.inline(db), self, Outboxes(), ManualClock(NOW))
+        self.core = CommandCore(chats, defaults, lambda: STATUS, clock=lambda: NOW)
 
-    def _changed(self) -> None:
+    def subscription_changed(self, sub: Subscription) -> None:
         self.changes += 1
 
     async def maybe(
@@ -720,10 +725,10 @@ async def test_private_chats_never_ask_who_is_admin(bench: Bench, line: str) -> 
     assert bench.changes == 1
 
 
-# -- on_change -----------------------------------------------------------------------------
+# -- subscription_changed --------------------------------------------------------------------------
 
 
-async def test_on_change_once_per_successful_change_and_never_for_reads(bench: Bench) -> None:
+async def test_engine_told_once_per_successful_change_and_never_for_reads(bench: Bench) -> None:
     counts = []
     for line in [
         "/subscribe",

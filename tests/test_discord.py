@@ -150,6 +150,10 @@ async def test_slash_commands_embeds_permissions_and_removal(
             channel_id=OTHER_CHANNEL,
             permissions=admin,
         )
+        # A chat's first pass settles it (what is already crossed then starts disarmed).
+        await app.core.recorder.wait_for(
+            lambda: app.core.engine.has_settled(f"discord:{OTHER_CHANNEL}")
+        )
 
         await fakes[0].push(force_order("BTCUSDT", "SELL", "0.5", "91000", now_ms()))
         await fake_discord.wait_until(lambda: bool(fake_discord.messages_to(ALERTS)))

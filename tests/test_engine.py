@@ -535,7 +535,7 @@ async def test_a_restart_does_not_refire_an_alert_already_recorded(path: Path) -
     first.subscribe(sub("a", liq=100_000, whale=1_000_000, cooldown=60))
     first.liquidate(liq("BTC", "long", 2_000_000, T0))
     assert await first.step(T0) == {"a": ["$2M liquidated in 1h, 100% longs", WHALE_BTC]}
-    first.core.recorder.flush()
+    await first.core.recorder.flush()
 
     second = Bot(path, T0 + 2 * MINUTE)  # past the cooldown, the total still above
     assert second.core.market.totals("1h").total_usd == 2_000_000

@@ -55,7 +55,7 @@ async def test_an_alert_decided_before_a_crash_is_delivered_once_after_the_resta
     first.engine.reload_subscriptions()
     first.on_liquidations([liq("BTC", "long", 150_000, T0)])
     assert await first.engine.evaluate(T0) == 1
-    first.recorder.flush()
+    await first.recorder.flush()
     stuck = asyncio.create_task(first.workers[PLATFORM].run())
     try:
         async with asyncio.timeout(WAIT):

@@ -15,7 +15,7 @@ from storage import market_data, open_database
 from tests.engine_builders import HOUR, MINUTE, T0, liq, seed_history
 
 
-def test_the_live_status_equals_the_one_read_from_the_database(tmp_path: Path) -> None:
+async def test_the_live_status_equals_the_one_read_from_the_database(tmp_path: Path) -> None:
     path = tmp_path / "liqbot.db"
     seed_history(
         path, [liq("BTC", "long", 2e6, T0 - 5 * HOUR), liq("ETH", "short", 7e5, T0 - 3 * HOUR)]
@@ -39,7 +39,7 @@ def test_the_live_status_equals_the_one_read_from_the_database(tmp_path: Path) -
         ],
         T0,
     )
-    core.recorder.flush()
+    await core.recorder.flush()
     settings = settings_from_dict({})
     core.market.advance(T0)
 

@@ -9,6 +9,7 @@ from bot.events import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
 from bot.market import MS_PER_MINUTE
 from bot.recorder import Recorder, now_ms
 from bot.status import HEALTH_STALE_MS, build_status, render_status
+from bot.writer import Writer
 from storage import market_data, open_database
 
 NOW = 1_763_700_000_000 // MS_PER_MINUTE * MS_PER_MINUTE + 30_000
@@ -19,7 +20,7 @@ def liq(venue: str, symbol: str, base: str, position: str, usd: float, ts: int) 
     return Liquidation(venue, symbol, base, position, usd, 1.0, usd, ts, ts)  # type: ignore[arg-type]
 
 
-def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: Path) -> None:
+async def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: Path) -> None:
     db = open_database(tmp_path / "liq.db")
     health = [
         SourceHealth(
@@ -31,7 +32,7 @@ def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: 
             parse_errors=1,
         )
     ]
-    recorder = Recorder(db, health=lambda: health)
+    recorder = Recorder(Writer.inline(db), health=lambda: health)
     recorder.add_liquidations(
         [
             liq("binance", "BTCUSDT", "BTC", "long", 1_000.0, NOW - 1_000),
@@ -42,7 +43,7 @@ def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: 
     recorder.add_funding([FundingRate("bybit", "BTCUSDT", "BTC", 0.0004, 4.0, 91_000.0, None)])
     recorder.add_open_interest([OpenInterest("okx", "BTC-USDT-SWAP", "BTC", 2.5e9, NOW)])
     recorder.add_gap(Gap("binance", NOW - 60_000, NOW - 30_000))
-    recorder.flush()
+    await recorder.flush()
 
     reader = open_database(tmp_path / "liq.db")  # a second connection, as `liqbot status` uses
     assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == 3
@@ -95,29 +96,31 @@ def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: 
     assert "lower bounds" in text
 
 
-def test_second_flush_adds_to_the_same_minute(tmp_path: Path) -> None:
+async def test_second_flush_adds_to_the_same_minute(tmp_path: Path) -> None:
     db = open_database(tmp_path / "liq.db")
-    recorder = Recorder(db)
+    recorder = Recorder(Writer.inline(db))
     for usd in (10.0, 20.0):
         recorder.add_liquidations([liq("bybit", "ETHUSDT", "ETH", "short", usd, NOW)])
-        recorder.flush()
+        await recorder.flush()
     assert market_data.read_rollups(db, 0) == [
         (NOW // MS_PER_MINUTE, "bybit", "ETH", "short", 30.0, 2)
     ]
 
 
-def test_health_older_than_the_stale_limit_reads_as_disconnected(tmp_path: Path) -> None:
+async def test_health_older_than_the_stale_limit_reads_as_disconnected(tmp_path: Path) -> None:
     db = open_database(tmp_path / "liq.db")
-    Recorder(db, health=lambda: [SourceHealth("bybit", connected=True)]).flush()
+    await Recorder(
+        Writer.inline(db), health=lambda: [SourceHealth("bybit", connected=True)]
+    ).flush()
     settings = settings_from_dict({})
     assert build_status(db, settings, now_ms())["sources"]["bybit"]["connected"] is True
     later = build_status(db, settings, now_ms() + HEALTH_STALE_MS + 1)
     assert later["sources"]["bybit"]["connected"] is False
 
 
-def test_prune_keeps_rollups_longer_than_events(tmp_path: Path) -> None:
+async def test_prune_keeps_rollups_longer_than_events(tmp_path: Path) -> None:
     db = open_database(tmp_path / "liq.db")
-    recorder = Recorder(db)
+    recorder = Recorder(Writer.inline(db))
     recorder.add_liquidations(
         [
             liq("okx", "SOL-USDT-SWAP", "SOL", "long", 1.0, NOW - 10 * DAY),
@@ -125,8 +128,21 @@ def test_prune_keeps_rollups_longer_than_events(tmp_path: Path) -> None:
             liq("okx", "SOL-USDT-SWAP", "SOL", "long", 4.0, NOW),
         ]
     )
-    recorder.flush()
+    await recorder.flush()
     with db.atomic():
         market_data.prune(db, NOW, events_days=7, rollups_days=90)
     assert [row[0] for row in db.execute("SELECT usd FROM events")] == [4.0]
     assert sorted(row[4] for row in market_data.read_rollups(db, 0)) == [1.0, 4.0]
+
+
+def test_a_large_batch_is_stored_whole_and_in_order(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "liq.db")
+    events = [liq("bybit", "ETHUSDT", "ETH", "short", float(n), NOW) for n in range(1_234)]
+    with db.atomic():  # 1,000 + 2 x 100 + 34 single rows where SQLite allows 9,000 parameters
+        market_data.save_liquidations(db, events)
+    assert [row[0] for row in db.execute("SELECT usd FROM events ORDER BY rowid")] == [
+        float(n) for n in range(1_234)
+    ]
+    assert market_data.read_rollups(db, 0) == [
+        (NOW // MS_PER_MINUTE, "bybit", "ETH", "short", float(sum(range(1_234))), 1_234)
+    ]

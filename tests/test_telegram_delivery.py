@@ -41,10 +41,12 @@ _keys = itertools.count(1)
 
 class Deliveries:
     """Watches the Telegram outbox worker's sends. An attempt is recorded as soon as it ends,
-    and waiters wake only after the worker has stored its outcome (a callback scheduled from
-    inside the worker's task runs after that task's current step, which does the storing)."""
+    and waiters wake only after the worker has stored its outcome: the worker hands the store to
+    the writer thread in the step that ends the attempt, so a no-op handed over after it (and
+    after the chat changes that outcome queued) runs once the store is done."""
 
-    def __init__(self, worker: OutboxWorker) -> None:
+    def __init__(self, worker: OutboxWorker, app: App) -> None:
+        self.app = app
         self.outcomes: list[tuple[int, Exception | None]] = []
         self._changed = asyncio.Event()
         inner = worker.send
@@ -68,6 +70,9 @@ class Deliveries:
             while len(self.outcomes) < attempts:
                 self._changed.clear()
                 await self._changed.wait()
+            await self.app.writer.call(lambda db: None)
+            await self.app.core.chats.changes_applied()
+            await self.app.writer.call(lambda db: None)
 
 
 @dataclass
@@ -123,7 +128,7 @@ async def running(tmp_path: Path, fakes: Fakes, fake: FakeTelegram) -> AsyncIter
         config.read_text() + f'\n[telegram]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}"\n'
     )
     app = App(load_settings(config))
-    deliveries = Deliveries(app.core.workers["telegram"])
+    deliveries = Deliveries(app.core.workers["telegram"], app)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     try:
