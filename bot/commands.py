@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
+from bot.chart_data import ChartRequest, caption, parse_chart_args
 from bot.errors import UserError
 from bot.formatting import format_usd
 from bot.recorder import now_ms
@@ -46,6 +47,7 @@ COMMANDS = (
     ("unmute", "Resume alerts"),
     ("quiet", "Quiet hours: /quiet 23:00-07:00 Europe/Berlin, or /quiet off"),
     ("digest", "Summary: /digest daily 08:00, /digest hourly, /digest off"),
+    ("chart", "A chart: /chart [asset] [window], e.g. /chart BTC 4h"),
 )
 # Commands that change what a chat receives: group admins only.
 ADMIN_ONLY = frozenset(
@@ -71,6 +73,7 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     refusal: bool = False  # adapters may show it only to the caller (Discord: ephemeral)
+    chart: ChartRequest | None = None  # send this chart, with `text` as its caption
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +149,16 @@ class CommandCore:
         status: Callable[[], dict[str, Any]],
         on_change: Callable[[], None],
         clock: Callable[[], int] = now_ms,
+        chart_assets: Callable[[], Iterable[str]] | None = None,
     ) -> None:
+        """`chart_assets`: the assets a chart can show; None when the operator switched charts
+        off (`[charts] enabled = false`)."""
         self.db = db
         self.defaults = defaults
         self.status_source = status
         self.on_change = on_change
         self.clock = clock
+        self.chart_assets = chart_assets
         self._limiter = _Limiter()
         self._handlers: dict[str, Callable[[ChatRef, list[str]], Reply]] = {
             "start": self.start,
@@ -167,6 +174,7 @@ class CommandCore:
             "quiet": self.quiet,
             "digest": self.digest,
             "button": self.button,
+            "chart": self.chart,
         }
 
     async def handle(
@@ -207,12 +215,21 @@ class CommandCore:
             "Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD in the window, e.g. "
             "250m); side (the dominant side's share, e.g. 80%, or any); funding (per 8h, e.g. "
             "0.05%); oi (open-interest move, e.g. 5%); whale (one liquidation, e.g. 5m, or off); "
-            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m).",
+            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m); chart (on: "
+            "window, spike and digest alerts come with a chart; off).",
         ]
         return Reply("\n".join(lines))
 
     def status(self, chat: ChatRef, args: list[str]) -> Reply:
         return Reply(render_status(self.status_source(), windows=("1h", "24h")))
+
+    def chart(self, chat: ChatRef, args: list[str]) -> Reply:
+        if self.chart_assets is None:
+            raise UserError("Charts are switched off on this liqbot.")
+        sub = self._load(chat)
+        watch = sub.watch if sub is not None and sub.active else frozenset()
+        request = parse_chart_args(args, self.chart_assets(), watch)
+        return Reply(caption(request), chart=request)
 
     def settings(self, chat: ChatRef, args: list[str]) -> Reply:
         sub = self._load(chat)
@@ -246,8 +263,20 @@ class CommandCore:
         if len(args) < 2:
             raise UserError(f"usage: /set <key> <value>, keys: {', '.join(SETTING_KEYS)}")
         sub = self._subscribed(chat)
+        if args[0].lower() == "chart":
+            return self._set_chart(sub, args[1:])
         thresholds = set_threshold(sub.thresholds, args[0], " ".join(args[1:]))
         sub = replace(sub, thresholds=thresholds)
+        self._save(sub)
+        return Reply("Saved.\n\n" + describe(sub, self.clock()))
+
+    def _set_chart(self, sub: Subscription, args: list[str]) -> Reply:
+        value = " ".join(args).strip().lower()
+        if value not in ("on", "off"):
+            raise UserError("chart must be on or off, e.g. /set chart on")
+        if value == "on" and self.chart_assets is None:
+            raise UserError("Charts are switched off on this liqbot.")
+        sub = replace(sub, chart=value == "on")
         self._save(sub)
         return Reply("Saved.\n\n" + describe(sub, self.clock()))
 
@@ -384,5 +413,6 @@ def describe(sub: Subscription, now: int) -> str:
         f"Muted: {muted}",
         f"Quiet hours: {quiet}",
         f"Digest: {sub.digest}",
+        f"Chart: {'on' if sub.chart else 'off'}",
     ]
     return "\n".join(lines)

@@ -79,6 +79,7 @@ class Settings:
     discord: ChatPlatformSettings = field(
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
+    charts_enabled: bool = True  # `[charts] enabled`: the operator's switch for every chart
 
     @property
     def secrets(self) -> list[str]:
@@ -182,6 +183,7 @@ class _Reader:
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
     tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram", "discord"}
+    tables.add("charts")
     for key in sorted(set(raw) - tables):
         reader.problems.append(f"{key}: unknown table")
 
@@ -236,12 +238,23 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
     telegram = _chat_platform(reader, "telegram", TELEGRAM_API_URL, with_gateway=False)
     discord = _chat_platform(reader, "discord", DISCORD_API_URL, with_gateway=True)
+    charts_raw = reader.table("charts", {"enabled"})
+    charts_enabled = reader.value(charts_raw, "charts", "enabled", _boolean, True)
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Settings(storage, exchanges, collector, log_level, defaults, telegram, discord)
+    return Settings(
+        storage,
+        exchanges,
+        collector,
+        log_level,
+        defaults,
+        telegram,
+        discord,
+        charts_enabled=charts_enabled,
+    )
 
 
 def _chat_platform(

@@ -14,10 +14,12 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlite_utils import Database
 
+from bot.chart_data import MarketHistory
+from bot.chart_service import ChartService
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
-from bot.events import OpenInterest
+from bot.events import FundingRate, OpenInterest
 from bot.feeds import Collector
 from bot.outbox import Channel
 from bot.recorder import now_ms
@@ -83,6 +85,13 @@ class App:
         self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
         self.market = self.core.market
         self.recorder = self.core.recorder
+        self.history = MarketHistory()  # mark prices, funding and OI per minute, for charts
+        self.charts: ChartService | None = None
+        if settings.charts_enabled:
+            self.charts = ChartService(self.db, self.market, self.core.norms, self.history)
+        for platform in (self.telegram, self.discord):
+            if platform is not None:
+                platform.charts = self.charts  # built after the core, which the adapters feed
 
     def _assets_seen(self) -> list[str]:
         """Assets liquidated in the last day or with funding data, for autocompletion."""
@@ -97,6 +106,7 @@ class App:
             self.settings.defaults,
             status=lambda: build_status(self.db, self.settings, now_ms()),
             on_change=lambda: self.core.engine.reload_subscriptions(),
+            chart_assets=self._assets_seen if self.settings.charts_enabled else None,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -119,6 +129,8 @@ class App:
                 log.info("stopping")
                 scheduler.shutdown(wait=False)
                 await cancel_all(tasks)  # the recorder last, so its final flush sees all
+                if self.charts is not None:
+                    self.charts.close()
 
     def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
         last_seen = {
@@ -150,7 +162,7 @@ class App:
                 scheduler,
                 config.funding_interval,
                 f"{source.venue}-funding",
-                self._poll(source.venue, source.poll_funding, self.core.on_funding),
+                self._poll(source.venue, source.poll_funding, self._on_funding),
             )
             self._every(
                 scheduler,
@@ -200,8 +212,15 @@ class App:
 
         return job
 
+    def _on_funding(self, rates: list[FundingRate]) -> None:
+        self.core.on_funding(rates)
+        extremes = self.core.derivatives.extreme_funding_by_base()
+        self.history.record_funding(rates, extremes, now_ms())
+
     def _on_open_interest(self, interests: list[OpenInterest]) -> None:
-        self.core.on_open_interest(interests, now_ms())
+        now = now_ms()
+        self.core.on_open_interest(interests, now)
+        self.history.record_open_interest(self.core.derivatives.open_interest_by_base(), now)
 
     async def _tick(self) -> None:
         self.market.advance(now_ms())

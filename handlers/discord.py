@@ -4,6 +4,7 @@ one command core, alerts as embeds, delivery paced per channel. No command logic
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -13,6 +14,7 @@ import discord
 import yarl
 from discord import app_commands
 
+from bot.chart_service import Chart, ChartService
 from bot.commands import PRESETS, ChatRef, CommandCore, Reply
 from bot.formatting import split_message
 from bot.outbox import DeliveryError
@@ -30,6 +32,8 @@ PACER_LIMITS = (Limit(45, 1.0), Limit(5, 5.5))
 COLOURS = {"long": discord.Colour.red(), "short": discord.Colour.green()}
 FIELD_PREFIXES = ("Top assets: ", "Venues: ")
 START_RETRY_MAX = 60.0
+CHART_FILE = "chart.png"
+CHART_FAILED = "The chart could not be drawn just now; try again in a minute."
 ChatEvent = Callable[[str, str, str | None], None]
 
 
@@ -54,6 +58,12 @@ def alert_embeds(row: OutboxRow) -> list[discord.Embed]:
     for name, value in fields:
         embeds[0].add_field(name=name, value=value, inline=False)
     return embeds
+
+
+def chart_file(chart: Chart) -> discord.File:
+    """The PNG as an upload; an embed shows it with `set_image(url="attachment://chart.png")`.
+    Discord has no reusable upload id for bots, so each message uploads its copy."""
+    return discord.File(io.BytesIO(chart.png), filename=CHART_FILE)
 
 
 class _Client(discord.Client):
@@ -82,11 +92,13 @@ class DiscordBot:
         core: CommandCore,
         assets: Callable[[], list[str]],
         on_chat_change: ChatEvent,
+        charts: ChartService | None = None,
     ) -> None:
         self.token = token
         self.core = core
         self.assets = assets
         self.on_chat_change = on_chat_change
+        self.charts = charts
         self.pacer = Pacer(*PACER_LIMITS)
         self.client = _Client(self._sync_commands, self._guild_left)
         self.tree = app_commands.CommandTree(self.client)
@@ -143,7 +155,23 @@ class DiscordBot:
             reply = Reply("Too many commands: wait a minute and try again.", refusal=True)
         await self._respond(interaction, reply)
 
+    async def _respond_chart(self, interaction: discord.Interaction, reply: Reply) -> None:
+        """/chart: defer (drawing may take longer than Discord's 3 s to answer), then the
+        image in an embed whose description says what it shows."""
+        assert reply.chart is not None
+        await interaction.response.defer(thinking=True)
+        chart = await self.charts.chart(reply.chart) if self.charts else None
+        if chart is None:
+            await interaction.followup.send(CHART_FAILED)
+            return
+        embed = discord.Embed(description=reply.text, colour=discord.Colour.blurple())
+        embed.set_image(url=f"attachment://{CHART_FILE}")
+        await interaction.followup.send(embed=embed, file=chart_file(chart))
+
     async def _respond(self, interaction: discord.Interaction, reply: Reply) -> None:
+        if reply.chart is not None:
+            await self._respond_chart(interaction, reply)
+            return
         parts = split_message(discord.utils.escape_markdown(reply.text), MAX_CONTENT)
         view = self._buttons(reply)
         if view is None:
@@ -243,6 +271,16 @@ class DiscordBot:
         ) -> None:
             await run(interaction, "quiet", [hours, *([timezone] if timezone else [])])
 
+        @tree.command(name="chart", description="A chart of liquidations, e.g. BTC 4h")
+        @app_commands.describe(
+            asset="An asset such as BTC (default: the watch list, or the whole market)",
+            window="5m, 15m, 1h, 4h or 24h (default 24h)",
+        )
+        async def chart(
+            interaction: discord.Interaction, asset: str | None = None, window: str | None = None
+        ) -> None:
+            await run(interaction, "chart", [word for word in (asset, window) if word])
+
         @tree.command(name="digest", description="daily HH:MM, hourly or off")
         async def digest(interaction: discord.Interaction, schedule: str) -> None:
             await run(interaction, "digest", schedule.split())
@@ -252,10 +290,15 @@ class DiscordBot:
     async def send(self, row: OutboxRow) -> None:
         """Deliver one outbox alert to its channel as embeds."""
         channel = self.client.get_partial_messageable(int(row.chat_id))
-        for embed in alert_embeds(row):
+        chart = await self.charts.chart_for(row) if self.charts else None
+        for index, embed in enumerate(alert_embeds(row)):
             await self.pacer.wait(row.chat_id)
             try:
-                await channel.send(embed=embed)
+                if chart is not None and index == 0:  # the image in the alert's embed
+                    embed.set_image(url=f"attachment://{CHART_FILE}")
+                    await channel.send(embed=embed, file=chart_file(chart))
+                else:
+                    await channel.send(embed=embed)
             except (discord.Forbidden, discord.NotFound) as error:
                 raise DeliveryError(f"discord: {error}", chat_gone=True) from None
             except (discord.HTTPException, aiohttp.ClientError, OSError) as error:

@@ -127,3 +127,9 @@ def create_alert_tables(db: Database) -> None:
 def drop_events_ts_index(db: Database) -> None:
     """Events are pruned by rowid (see market_data.prune); the index cost every insert ~1 µs."""
     db.execute("DROP INDEX IF EXISTS idx_events_ts")
+
+
+@migrations()
+def add_chart_setting(db: Database) -> None:
+    """`/set chart on|off`: alerts with a chart (off until a chat asks)."""
+    db.table("subscriptions").add_column("chart", int, not_null_default=0)
