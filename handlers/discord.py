@@ -287,6 +287,18 @@ class DiscordBot:
 
     # -- delivery ------------------------------------------------------------------------------
 
+    async def _send_with_chart(
+        self, channel: discord.PartialMessageable, embed: discord.Embed, chart: Chart
+    ) -> None:
+        embed.set_image(url=f"attachment://{CHART_FILE}")
+        try:
+            await channel.send(embed=embed, file=chart_file(chart))
+        except discord.Forbidden:  # no Attach Files permission here: the alert goes without it
+            log.warning("discord: cannot attach a chart in %s; sending the text", channel.id)
+            embed.set_image(url=None)
+            await self.pacer.wait(str(channel.id))
+            await channel.send(embed=embed)
+
     async def send(self, row: OutboxRow) -> None:
         """Deliver one outbox alert to its channel as embeds."""
         channel = self.client.get_partial_messageable(int(row.chat_id))
@@ -295,8 +307,7 @@ class DiscordBot:
             await self.pacer.wait(row.chat_id)
             try:
                 if chart is not None and index == 0:  # the image in the alert's embed
-                    embed.set_image(url=f"attachment://{CHART_FILE}")
-                    await channel.send(embed=embed, file=chart_file(chart))
+                    await self._send_with_chart(channel, embed, chart)
                 else:
                     await channel.send(embed=embed)
             except (discord.Forbidden, discord.NotFound) as error:

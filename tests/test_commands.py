@@ -230,7 +230,9 @@ async def test_help_lists_the_commands_then_the_settings(bench: Bench) -> None:
     ]
     assert lines[13] == ""
     assert lines[14].startswith("Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD")
-    assert lines[14].endswith("; chart (on: window, spike and digest alerts come with a chart; off).")
+    assert lines[14].endswith(
+        "; chart (on: window, spike and digest alerts come with a chart; off)."
+    )
     assert len(lines) == 15
     assert bench.changes == 0
 
