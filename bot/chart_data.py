@@ -24,7 +24,7 @@ from bot.norms import Norms
 BUCKET_MINUTES = {"5m": 1, "15m": 1, "1h": 1, "4h": 5, "24h": 30}
 DEFAULT_WINDOW = "24h"
 MARKET_PRICE = "BTC"  # the price line of a whole-market chart
-SLICE_MINUTES = 120  # minutes of buckets read between two yields to the loop
+SLICE_MINUTES = 30  # minutes of buckets read between two yields to the loop (~1 ms each)
 PRICE, FUNDING, INTEREST = 0, 1, 2
 Point = tuple[int, float]  # epoch ms, value
 

@@ -1,23 +1,26 @@
 """Charts for the chat adapters: which alert gets which chart, rendered once per distinct
-(asset set, window, alert minute) in one worker thread and shared by every chat that gets it.
+(asset set, window, alert minute) in one worker process and shared by every chat that gets it.
 
 The loop only collects the series (in slices that yield) and awaits the worker; matplotlib never
-runs on it. A chart that cannot be drawn yields None and the adapter sends the text: a chart
-never costs an alert.
+runs in the bot's process. A thread was not enough: matplotlib's C parts (text layout, PNG
+encoding) hold the GIL, and the loop stalled for up to 90 ms during a render (bench/charts.py).
+A chart that cannot be drawn yields None and the adapter sends the text: a chart never costs an
+alert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from bot import charts
 from bot.chart_data import ChartRequest, MarketHistory, Series, collect
 from bot.market import MarketState
 from bot.norms import Norms
@@ -41,6 +44,18 @@ class Chart:
 Render = Callable[[Series], bytes]
 
 
+def render(series: Series) -> bytes:
+    """Runs in the worker process: matplotlib is imported there, never in the bot's process."""
+    from bot import charts
+
+    return charts.render(series)
+
+
+def worker() -> Executor:
+    """One spawned process (not forked: the bot has threads, and a fork copies its memory)."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
 class ChartService:
     def __init__(
         self,
@@ -48,7 +63,8 @@ class ChartService:
         market: MarketState,
         norms: Norms,
         history: MarketHistory,
-        render: Render = charts.render,
+        render: Render = render,
+        executor: Callable[[], Executor] = worker,
     ) -> None:
         self.db = db
         self.market = market
@@ -57,11 +73,12 @@ class ChartService:
         self.render_png = render
         self.renders = 0  # images drawn
         self.failures = 0  # images that could not be drawn (their alerts went as text)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="charts")
+        self._new_worker = executor
+        self._worker = executor()
         self._charts: OrderedDict[ChartKey, asyncio.Task[Chart | None]] = OrderedDict()
 
     def close(self) -> None:
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        self._worker.shutdown(wait=True, cancel_futures=True)
 
     def request_for(self, row: OutboxRow) -> ChartRequest | None:
         """The chart a delivered alert carries: window, spike and digest alerts to chats that
@@ -97,6 +114,12 @@ class ChartService:
         loop = asyncio.get_running_loop()
         try:
             png = await loop.run_in_executor(self._worker, self.render_png, series)
+        except BrokenProcessPool:  # the worker died (killed, out of memory): start another
+            self.failures += 1
+            log.error("charts: the render worker died; starting a new one, sending text")
+            self._worker.shutdown(wait=False)
+            self._worker = self._new_worker()
+            return None
         except Exception:  # any fault in drawing: logged with its traceback, the text goes out
             self.failures += 1
             log.exception(

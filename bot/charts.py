@@ -31,7 +31,7 @@ BACKGROUND, PANE = "#17212b", "#1d2733"
 TEXT, MUTED, GRID = "#e8edf3", "#9aa7b5", "#2e3b49"
 LONGS, SHORTS = "#f0616d", "#2fbf8f"  # longs liquidated red (price fell), shorts green
 PRICE, FUNDING, INTEREST = "#f5c542", "#7aa2f7", "#c3a6ff"
-PNG_LEVEL = 4  # zlib level: 6 (the default) costs ~40 ms more for a few KB less
+PNG_LEVEL = 1  # zlib level: 6 (the default) costs ~60 ms more per chart for ~25% smaller files
 MS_PER_DAY = 86_400_000
 MAX_PNG_BYTES = 10 * 1024 * 1024  # Telegram's photo limit; Discord's default upload limit
 

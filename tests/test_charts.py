@@ -6,10 +6,11 @@ fails, and the /chart and /set chart commands with their refusals."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
-import threading
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -342,8 +343,17 @@ def row(chat_id: str, rule: str = "window", row_id: int = 1) -> OutboxRow:
     return OutboxRow(row_id, "telegram", chat_id, rule, "*", "long", "headline\nmore", 0)
 
 
-def service(db: Database, render: Callable[[Series], bytes] = charts.render) -> ChartService:
-    return ChartService(db, busy_market(minutes=60), Norms(), MarketHistory(), render)
+def service(db: Database, render: Callable[[Series], bytes] | None = None) -> ChartService:
+    """The real worker process, or a thread when the test brings its own render function."""
+    market, history = busy_market(minutes=60), MarketHistory()
+    if render is None:
+        return ChartService(db, market, Norms(), history)
+    return ChartService(db, market, Norms(), history, render, lambda: ThreadPoolExecutor(1))
+
+
+def render_in_worker(series: Series) -> bytes:
+    """A real chart, prefixed with the process id that drew it."""
+    return f"{os.getpid()}:".encode() + charts.render(series)
 
 
 def subscribe(db: Database, chat_id: str, **changes: object) -> None:
@@ -370,23 +380,19 @@ def test_which_alerts_carry_which_chart() -> None:
     charts_.close()
 
 
-async def test_five_thousand_chats_share_one_render_drawn_off_the_loop() -> None:
+async def test_five_thousand_chats_share_one_render_drawn_in_the_worker_process() -> None:
     db = open_database(":memory:")
-    threads: list[str] = []
-
-    def render(series: Series) -> bytes:
-        threads.append(threading.current_thread().name)
-        return charts.render(series)
-
-    charts_ = service(db, render)
+    charts_ = ChartService(db, busy_market(minutes=60), Norms(), MarketHistory(), render_in_worker)
     with db.atomic():
         for chat in range(5000):
             subscribe(db, str(chat), chart=True)
     results = await asyncio.gather(*(charts_.chart_for(row(str(c))) for c in range(5000)))
 
-    assert charts_.renders == 1 and threads == ["charts_0"]
+    assert charts_.renders == 1
     assert {id(r) for r in results} == {id(results[0])}
-    assert results[0] is not None and results[0].png.startswith(PNG_SIGNATURE)
+    assert results[0] is not None
+    pid, _, png = results[0].png.partition(b":")
+    assert int(pid) != os.getpid() and png.startswith(PNG_SIGNATURE)
     other = await charts_.chart(ChartRequest(frozenset({"BTC"}), "1h"))
     assert other is not None and charts_.renders == 2
     charts_.close()
@@ -406,4 +412,21 @@ async def test_a_chart_that_cannot_be_drawn_is_none_and_logged(
     assert await charts_.chart_for(row("1", row_id=2)) is None  # not drawn again this minute
     assert (charts_.renders, charts_.failures) == (0, 1)
     assert "charts: cannot draw All assets 1h" in caplog.text and "no fonts" in caplog.text
+    charts_.close()
+
+
+def die(series: Series) -> bytes:
+    os._exit(3)  # the worker process killed mid-render (say, out of memory)
+
+
+async def test_a_dead_worker_is_replaced_and_its_alert_goes_as_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    db = open_database(":memory:")
+    charts_ = ChartService(db, busy_market(minutes=60), Norms(), MarketHistory(), die)
+    assert await charts_.chart(ChartRequest(frozenset(), "1h")) is None
+    assert charts_.failures == 1 and "the render worker died" in caplog.text
+    charts_.render_png = render_in_worker
+    drawn = await charts_.chart(ChartRequest(frozenset({"BTC"}), "1h"))
+    assert drawn is not None and charts_.renders == 1
     charts_.close()
