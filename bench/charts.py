@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import random
 import statistics
 import subprocess
@@ -172,11 +171,6 @@ def rss_of(code: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=10)
-    parser.add_argument(
-        "--freeze",
-        action="store_true",
-        help="gc.freeze() after filling, as the bot does after start-up (issue 9)",
-    )
     parser.add_argument("--child", choices=("on", "off"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # a baseline: the same app and data, charts off, nothing rendered
@@ -186,8 +180,6 @@ def main() -> None:
     print(f"host: cpu_check {cpu_check():.1f} ms (lower is faster)")
     app = build_app(charts=True)
     fill(app)
-    if args.freeze:
-        gc.freeze()
     results = asyncio.run(measure(app, args.renders))
     print(f"{'chart':<20} {'render median':>14} {'render worst':>13} {'collect median':>15}")
     for name in ("market 24h", "BTC 4h (3 panes)", "watch list 1h"):

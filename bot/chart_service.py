@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from bot import chart_worker
 from bot.chart_data import ChartRequest, MarketHistory, Series, collect
 from bot.market import MarketState
 from bot.norms import Norms
@@ -44,13 +45,6 @@ class Chart:
 Render = Callable[[Series], bytes]
 
 
-def render(series: Series) -> bytes:
-    """Runs in the worker process: matplotlib is imported there, never in the bot's process."""
-    from bot import charts
-
-    return charts.render(series)
-
-
 def worker() -> Executor:
     """One spawned process (not forked: the bot has threads, and a fork copies its memory)."""
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
@@ -63,7 +57,7 @@ class ChartService:
         market: MarketState,
         norms: Norms,
         history: MarketHistory,
-        render: Render = render,
+        render: Render = chart_worker.render,
         executor: Callable[[], Executor] = worker,
     ) -> None:
         self.db = db
