@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CHART_RULES = frozenset({"window", "spike", "digest"})
 DIGEST_WINDOWS = {"hourly": "1h"}  # a daily digest's chart shows its first window, 24h
 CACHE_SIZE = 32  # charts kept (about 100 KB each): a cascade needs a handful
+WORKER_CHARTS = 500  # charts a worker draws before a fresh one takes over (no slow growth)
 ChartKey = tuple[frozenset[str], str, int]  # assets, window, minute
 
 
@@ -47,7 +48,11 @@ Render = Callable[[Series], bytes]
 
 def worker() -> Executor:
     """One spawned process (not forked: the bot has threads, and a fork copies its memory)."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        max_tasks_per_child=WORKER_CHARTS,
+    )
 
 
 class ChartService:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from bot.config import ConfigError, load_settings
 from bot.main import App
 from bot.recorder import now_ms
 from bot.subscriptions import Subscription
@@ -159,9 +160,17 @@ async def test_telegram_charts_switched_off_by_the_operator(
     tmp_path: Path, fakes: Fakes, fake: FakeTelegram
 ) -> None:
     config = tmp_path / "off.toml"
-    config.write_text("[charts]\nenabled = false\n")
+    config.write_text(f'[storage]\npath = "{tmp_path / "off.db"}"\n[charts]\nenabled = false\n')
     assert not load_settings(config).charts_enabled
     assert load_settings(None).charts_enabled
+    app = App(load_settings(config))
+    assert app.charts is None  # alerts go as text, /chart says charts are off
+    config.write_text('[charts]\nenabled = "yes"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert [p for p in raised.value.problems if p.startswith("charts.")] == [
+        "charts.enabled: expected true or false"
+    ]
 
 
 async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
@@ -214,3 +223,56 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
         assert refused.content.startswith("'banana' is neither an asset liqbot has data for")
         assert len(fake_discord.uploads) == 2
         await stop(task)
+
+
+# -- the fakes' upload checks, as the platforms make them ------------------------------------
+
+
+def oversized_png() -> bytes:
+    """A PNG header and 11 MB of padding: over both platforms' 10 MB limits."""
+    header = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR"
+    return header + (1080).to_bytes(4, "big") + (607).to_bytes(4, "big") + bytes(11 << 20)
+
+
+async def test_fake_telegram_checks_photo_uploads_as_telegram_does(fake: FakeTelegram) -> None:
+    from telegram import Bot as TelegramClient
+    from telegram import InputFile
+    from telegram.error import BadRequest, TelegramError
+
+    async with TelegramClient(fake.token, base_url=f"{fake.base_url}/bot") as client:
+        with pytest.raises(TelegramError, match="Request Entity Too Large"):
+            await client.send_photo(42, InputFile(oversized_png(), filename="big.png"))
+        with pytest.raises(BadRequest, match=r"(?i)image_process_failed"):
+            await client.send_photo(42, InputFile(b"not an image", filename="x.png"))
+        with pytest.raises(BadRequest, match=r"(?i)wrong file identifier"):
+            await client.send_photo(42, "AgACnever-issued")
+        assert not [m for m in fake.sent if m.method == "sendPhoto"]
+
+
+async def test_fake_discord_checks_attachments_as_discord_does(
+    fake_discord: FakeDiscord,
+) -> None:
+    import aiohttp
+
+    url = f"{fake_discord.base_url}/api/v10/channels/{ALERTS}/messages"
+    headers = {"Authorization": f"Bot {fake_discord.token}"}
+
+    def form(data: bytes, field: str = "files[0]", described: bool = True) -> aiohttp.FormData:
+        body = aiohttp.FormData()
+        attachments = [{"id": 0, "filename": "chart.png"}] if described else []
+        body.add_field("payload_json", json.dumps({"content": "", "attachments": attachments}))
+        body.add_field(field, data, filename="chart.png", content_type="image/png")
+        return body
+
+    async with aiohttp.ClientSession(headers=headers) as client:
+        async with client.post(url, data=form(oversized_png())) as response:
+            assert (response.status, (await response.json())["code"]) == (413, 40005)
+        async with client.post(url, data=form(b"png", field="file")) as response:
+            assert (response.status, (await response.json())["code"]) == (400, 50035)
+        async with client.post(url, data=form(b"png", described=False)) as response:
+            assert (response.status, (await response.json())["code"]) == (400, 50035)
+        async with client.post(url, data=form(b"\x89PNG")) as response:
+            assert response.status == 200
+            (attachment,) = (await response.json())["attachments"]
+            assert (attachment["filename"], attachment["size"]) == ("chart.png", 4)
+    assert len(fake_discord.uploads) == 1
