@@ -4,6 +4,7 @@ the worker, on its first chart."""
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -13,4 +14,8 @@ if TYPE_CHECKING:
 def render(series: Series) -> bytes:
     from bot import charts
 
-    return charts.render(series)
+    png = charts.render(series)
+    # A figure is a web of reference cycles; left to the collector's schedule, a few dozen of
+    # them pile up (the worker peaked at ~128 MB instead of ~80 MB over 100 charts).
+    gc.collect()
+    return png
