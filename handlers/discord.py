@@ -281,6 +281,13 @@ class DiscordBot:
         ) -> None:
             await run(interaction, "chart", [word for word in (asset, window) if word])
 
+        @chart.autocomplete("asset")
+        async def chart_assets(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            known = [a for a in self.assets() if a.startswith(current.strip().upper())][:25]
+            return [app_commands.Choice(name=a, value=a) for a in known]
+
         @tree.command(name="digest", description="daily HH:MM, hourly or off")
         async def digest(interaction: discord.Interaction, schedule: str) -> None:
             await run(interaction, "digest", schedule.split())

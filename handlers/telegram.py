@@ -265,10 +265,12 @@ class TelegramBot:
             async with lock:
                 file_id = self._file_ids.get(chart.key)
                 if file_id is None:
-                    sent = await send(InputFile(chart.png, filename="chart.png"))
+                    try:
+                        sent = await send(InputFile(chart.png, filename="chart.png"))
+                    finally:  # uploaded or failed: either way the next copy takes over
+                        self._uploading.pop(chart.key, None)
                     if sent.photo:
                         self._file_ids[chart.key] = sent.photo[-1].file_id
-                        self._uploading.pop(chart.key, None)
                         while len(self._file_ids) > CACHE_SIZE:
                             self._file_ids.popitem(last=False)
                     return sent
