@@ -222,6 +222,11 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
         assert refused.ephemeral
         assert refused.content.startswith("'banana' is neither an asset liqbot has data for")
         assert len(fake_discord.uploads) == 2
+        completed = await command(
+            fake_discord, "chart", {"asset": "bt"}, channel_id=ALERTS, focused="asset"
+        )
+        assert completed.type == 8
+        assert completed.data["choices"] == [{"name": "BTC", "value": "BTC"}]
         await stop(task)
 
 
