@@ -16,7 +16,7 @@ from sqlite_utils import Database
 
 from bot.chart_data import ChartRequest, caption, parse_chart_args
 from bot.errors import UserError
-from bot.formatting import format_usd
+from bot.formatting import echo, format_usd
 from bot.recorder import now_ms
 from bot.status import render_status
 from bot.subscriptions import (
@@ -29,7 +29,7 @@ from bot.subscriptions import (
 from bot.units import parse_duration
 from storage import alerts
 
-COMMAND_RATE = 10  # commands per chat per minute
+COMMAND_RATE = 10  # commands per person in a chat per minute
 MAX_MUTE_SECONDS = 30 * 86_400
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -120,19 +120,21 @@ SETTINGS_BUTTONS = (
 
 @dataclass
 class _Limiter:
-    """At most COMMAND_RATE commands per chat per minute; one warning, then silence."""
+    """At most COMMAND_RATE commands per minute for each person in each chat; one warning,
+    then silence. Counted per (chat, user), so a member who spams a group spends only their own
+    allowance, never the administrator's."""
 
     recent: defaultdict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     pruned_at: float = 0.0
 
-    def allow(self, chat: str) -> bool | None:
+    def allow(self, key: str) -> bool | None:
         """True: go on; False: refuse with a warning; None: ignore silently."""
         now = time.monotonic()
-        if now - self.pruned_at > 60:  # forget chats quiet for a minute: no growth over months
+        if now - self.pruned_at > 60:  # forget people quiet for a minute: no growth over months
             self.pruned_at = now
             for idle in [c for c, s in self.recent.items() if not s or now - s[-1] > 60]:
                 del self.recent[idle]
-        stamps = self.recent[chat]
+        stamps = self.recent[key]
         while stamps and now - stamps[0] > 60:
             stamps.popleft()
         stamps.append(now)
@@ -178,17 +180,23 @@ class CommandCore:
         }
 
     async def handle(
-        self, command: str, chat: ChatRef, args: list[str], is_admin: Callable[[], Awaitable[bool]]
+        self,
+        command: str,
+        chat: ChatRef,
+        args: list[str],
+        is_admin: Callable[[], Awaitable[bool]],
+        user: str = "",
     ) -> Reply | None:
-        """Run a command; None when the chat is over its rate limit and was already told."""
-        allowed = self._limiter.allow(f"{chat.platform}:{chat.chat_id}")
+        """Run a command from `user` (the platform's user id); None when that user is over the
+        rate limit in this chat and was already told."""
+        allowed = self._limiter.allow(f"{chat.platform}:{chat.chat_id}:{user}")
         if allowed is None:
             return None
         if not allowed:
             return Reply("Too many commands: wait a minute and try again.", refusal=True)
         handler = self._handlers.get(command)
         if handler is None:
-            return Reply(f"Unknown command /{command}. Try /help.", refusal=True)
+            return Reply(f"Unknown command /{echo(command)}. Try /help.", refusal=True)
         if command in ADMIN_ONLY and chat.is_group and not await is_admin():
             return Reply("Only the chat's administrators can change liqbot here.", refusal=True)
         try:
@@ -243,7 +251,7 @@ class CommandCore:
         sub = self._load(chat)
         preset = PRESETS.get(args[0].lower()) if args else None
         if args and preset is None:
-            raise UserError(f"unknown preset {args[0]!r}: use {', '.join(PRESETS)}")
+            raise UserError(f"unknown preset {echo(args[0])!r}: use {', '.join(PRESETS)}")
         if sub is None:
             sub = Subscription(chat.platform, chat.chat_id, self.defaults)
         if preset is not None:
@@ -374,7 +382,7 @@ def _timezone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder, not a zone
         raise UserError(
-            f"unknown timezone {name!r}: use a name such as UTC or Europe/Berlin"
+            f"unknown timezone {echo(name)!r}: use a name such as UTC or Europe/Berlin"
         ) from None
     return name
 

@@ -6,12 +6,15 @@ list them all at once instead of failing on the first.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.subscriptions import CONFIG_KEYS, Thresholds, thresholds_from_config
 from bot.units import parse_duration
@@ -64,6 +67,16 @@ class ChatPlatformSettings:
 TELEGRAM_API_URL = "https://api.telegram.org"
 DISCORD_API_URL = "https://discord.com/api/v10"
 TOKEN_ENV = {"telegram": "TELEGRAM_BOT_TOKEN", "discord": "DISCORD_BOT_TOKEN"}
+# What @BotFather hands out: the bot's numeric id, a colon, then letters, digits, _ and -.
+_TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$", re.ASCII)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """`[metrics] listen = "host:port"`: the operator HTTP server (/metrics, /healthz,
+    /readyz). Absent: off."""
+
+    listen: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ class Settings:
     discord: ChatPlatformSettings = field(
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     charts_enabled: bool = True  # `[charts] enabled`: the operator's switch for every chart
 
     @property
@@ -112,13 +126,74 @@ class ConfigError(Exception):
         self.problems = problems
 
 
+# Sane ranges (seconds) for every duration `run` schedules or waits: a poll every millisecond
+# floods the venues and the log, a year-long one never runs.
+DURATION_RANGES: dict[str, tuple[float, float]] = {
+    "funding_interval": (10, 86_400),
+    "open_interest_interval": (10, 86_400),
+    "instruments_interval": (60, 7 * 86_400),
+    "reconnect_min": (0.01, 600),
+    "reconnect_max": (0.1, 3600),
+    "recycle_after": (60, 7 * 86_400),
+    "silence_timeout": (1, 86_400),
+}
+MAX_RETENTION_DAYS = 3650
+# Keys that belong in a table, for a helpful word when one is written at the top level.
+HOME_TABLES = {
+    "token": "[telegram] token (or [discord] token)",
+    "api_url": "[telegram] api_url (or [discord] api_url)",
+    "gateway_url": "[discord] gateway_url",
+    "path": "[storage] path",
+    "level": "[logging] level",
+    "events_retention_days": "[storage] events_retention_days",
+    "rollups_retention_days": "[storage] rollups_retention_days",
+}
+
+
 def _url(schemes: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
+        expected = f"expected a URL starting with {' or '.join(schemes)} and a host"
         if not isinstance(value, str) or not value.startswith(schemes):
-            raise ValueError(f"expected a URL starting with {' or '.join(schemes)}")
+            raise ValueError(expected)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError(f"{expected}: {value!r} is not a valid URL") from None
+        if not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError(f"{expected}: {value!r} has no host")
         return value.rstrip("/")
 
     return check
+
+
+def _duration(key: str) -> Callable[[Any], float]:
+    low, high = DURATION_RANGES[key]
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError("expected a duration such as 30s, 5m, 2h or a number of seconds")
+        seconds = parse_duration(value)
+        if not (math.isfinite(seconds) and low <= seconds <= high):
+            raise ValueError(f"expected from {_seconds_text(low)} to {_seconds_text(high)}")
+        return seconds
+
+    return check
+
+
+def _seconds_text(seconds: float) -> str:
+    for size, unit in ((86_400, "d"), (3600, "h"), (60, "m")):
+        if seconds >= size:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _token(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected the bot token (it is blank)")
+    if any(c.isspace() for c in value):
+        raise ValueError("a bot token has no spaces or line breaks: copy it again")
+    return value
 
 
 def _boolean(value: Any) -> bool:
@@ -128,15 +203,32 @@ def _boolean(value: Any) -> bool:
 
 
 def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a non-empty string")
     return value
 
 
 def _days(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError("expected a number of days above zero")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 1 <= value <= MAX_RETENTION_DAYS
+    ):
+        raise ValueError(f"expected a number of days from 1 to {MAX_RETENTION_DAYS}")
     return float(value)
+
+
+def _listen(value: Any) -> tuple[str, int]:
+    """ "host:port" ("[::1]:9108" for IPv6): a literal address or a name, and a port 1-65535."""
+    host, colon, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise ValueError('expected "host:port", such as "127.0.0.1:9108"')
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (1-65535)")
+    if any(char.isspace() or char in "/[]" for char in host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    return host, int(port)
 
 
 def _log_level(value: Any) -> str:
@@ -182,10 +274,22 @@ class _Reader:
 
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
-    tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram", "discord"}
-    tables.add("charts")
+    tables = {
+        "storage",
+        "exchanges",
+        "collector",
+        "logging",
+        "defaults",
+        "telegram",
+        "discord",
+        "metrics",
+        "charts",
+    }
     for key in sorted(set(raw) - tables):
-        reader.problems.append(f"{key}: unknown table")
+        if key in HOME_TABLES:
+            reader.problems.append(f"{key}: belongs in a table: write it as {HOME_TABLES[key]}")
+        else:
+            reader.problems.append(f"{key}: unknown table")
 
     storage_raw = reader.table(
         "storage", {"path", "events_retention_days", "rollups_retention_days"}
@@ -205,7 +309,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     collector = CollectorSettings(
         **{
             key: reader.value(
-                collector_raw, "collector", key, parse_duration, getattr(CollectorSettings, key)
+                collector_raw, "collector", key, _duration(key), getattr(CollectorSettings, key)
             )
             for key in collector_keys
         }
@@ -228,7 +332,11 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
                 table, path, "rest_url", _url(("http://", "https://")), endpoints["rest_url"]
             ),
             silence_timeout=reader.value(
-                table, path, "silence_timeout", parse_duration, DEFAULT_SILENCE_TIMEOUT
+                table,
+                path,
+                "silence_timeout",
+                _duration("silence_timeout"),
+                DEFAULT_SILENCE_TIMEOUT,
             ),
         )
     if not any(exchange.enabled for exchange in exchanges.values()):
@@ -238,6 +346,8 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
     telegram = _chat_platform(reader, "telegram", TELEGRAM_API_URL, with_gateway=False)
     discord = _chat_platform(reader, "discord", DISCORD_API_URL, with_gateway=True)
+    metrics_raw = reader.table("metrics", {"listen"})
+    metrics = MetricsSettings(reader.value(metrics_raw, "metrics", "listen", _listen, None))
     charts_raw = reader.table("charts", {"enabled"})
     charts_enabled = reader.value(charts_raw, "charts", "enabled", _boolean, True)
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
@@ -253,6 +363,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         defaults,
         telegram,
         discord,
+        metrics,
         charts_enabled=charts_enabled,
     )
 
@@ -264,8 +375,21 @@ def _chat_platform(
     keys = {"token", "api_url", "gateway_url"} if with_gateway else {"token", "api_url"}
     table = reader.table(name, keys)
     http = _url(("http://", "https://"))
+    token, source = reader.value(table, name, "token", _token, None), f"{name}.token"
+    env = TOKEN_ENV[name]
+    if "token" not in table and os.environ.get(env):  # an empty variable is an unset one
+        source = f"{env} (environment)"
+        try:
+            token = _token(os.environ[env])
+        except ValueError as error:
+            reader.problems.append(f"{source}: {error}")
+    if token is not None and name == "telegram" and not _TELEGRAM_TOKEN.match(token):
+        reader.problems.append(
+            f"{source}: not a Telegram bot token (it reads <digits>:<letters>, as @BotFather "
+            "gives it)"
+        )
     return ChatPlatformSettings(
-        token=reader.value(table, name, "token", _text, None) or os.environ.get(TOKEN_ENV[name]),
+        token=token,
         api_url=reader.value(table, name, "api_url", http, api_url),
         gateway_url=reader.value(table, name, "gateway_url", _url(("ws://", "wss://")), None),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bot.counters import LiquidationCounts
 from bot.derivatives import OI_HISTORY_MS, Derivatives
 from bot.engine import AlertEngine
 from bot.events import FundingRate, Liquidation, OpenInterest, SourceHealth
@@ -52,6 +53,7 @@ class Core:
             _interest_rows(market_data.read_open_interest(db)), now
         )
         self.recorder = Recorder(db, health)
+        self.liquidation_counts = LiquidationCounts()
         self.workers = {
             platform: OutboxWorker(db, platform, channel, self.chat_changed)
             for platform, channel in channels.items()
@@ -92,6 +94,7 @@ class Core:
         for event in events:
             add(event)
         self.recorder.add_liquidations(events)
+        self.liquidation_counts.add(events)
         self.engine.on_liquidations(events)
 
     def on_funding(self, rates: list[FundingRate]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import math
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -135,6 +136,8 @@ class Replay:
 
 
 def run_demo(speed: float = 300.0, out: TextIO = sys.stdout) -> int:
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"demo speed must be a number above 0, not {speed!r}")
     records = load_records()
     minutes = (records[-1]["at"] - records[0]["at"]) / 60_000
     out.write(

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -54,6 +54,7 @@ class AlertEngine:
         self._whales: list[Liquidation] = []
         self._wake = asyncio.Event()
         self._market_data_changed = True
+        self.decided: Counter[str] = Counter()  # alerts recorded, by rule (for metrics)
 
     @property
     def states(self) -> dict[StateKey, RuleState]:
@@ -163,6 +164,7 @@ class AlertEngine:
             alerts.save_rule_states(self.db, states)
             alerts.mark_merged(self.db, merged_ids, now)
         self.states.update(states)
+        self.decided.update(item.rule for item in items)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})

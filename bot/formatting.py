@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+PRICE_DIGITS = 5
+ECHO_LIMIT = 32  # characters of someone's input quoted back in a refusal
 
 
 def round_half_up(value: float, exponent: int = 0) -> float:
@@ -49,6 +51,11 @@ def format_number(value: float, significant: int = 6) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def format_price(value: float) -> str:
+    """A price to five significant digits, as traders quote it: 2,899.7; 91,235; 0.000012345."""
+    return format_number(value, significant=PRICE_DIGITS)
+
+
 def format_percent(fraction: float, decimals: int = 0) -> str:
     return f"{round_half_up(fraction * 100, -decimals):.{decimals}f}%"
 
@@ -56,6 +63,11 @@ def format_percent(fraction: float, decimals: int = 0) -> str:
 def format_rate(fraction: float) -> str:
     """A funding rate as a signed percentage with enough digits to read: 0.0007 -> +0.0700%."""
     return f"{fraction * 100:+.4f}%"
+
+
+def echo(text: str, limit: int = ECHO_LIMIT) -> str:
+    """What someone typed, cut to `limit` characters for quoting back in a reply."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def iso_utc(ms: int | None) -> str | None:
@@ -67,8 +79,9 @@ def iso_utc(ms: int | None) -> str | None:
 
 
 def split_message(text: str, limit: int) -> list[str]:
-    """Parts of at most `limit` characters, split between lines where possible (a line longer
-    than the limit is cut), so each part reads on its own."""
+    """Parts of at most `limit` characters, split between lines, so each part reads on its own.
+    Only a line longer than the limit is cut, after its last space that fits (a word longer than
+    the limit is cut where it must)."""
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
@@ -76,8 +89,10 @@ def split_message(text: str, limit: int) -> list[str]:
             if current:
                 parts.append(current)
                 current = ""
-            parts.append(line[:limit])
-            line = line[limit:]
+            cut = line.rfind(" ", 1, limit + 1)
+            cut = cut if cut > 0 else limit
+            parts.append(line[:cut])
+            line = line[cut:].lstrip(" ")
         candidate = f"{current}\n{line}" if current else line
         if len(candidate) > limit:
             parts.append(current)

@@ -27,8 +27,10 @@ class RedactSecrets(logging.Filter):
             message = f"{record.msg} {record.args!r}"
         record.msg, record.args = self.redact(message), None
         if record.exc_info:
-            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
+        if record.exc_text:  # also when an earlier filter (configured twice) formatted it
+            record.exc_text = self.redact(record.exc_text)
         return True
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.derivatives import OpenInterestMove
 from bot.events import FundingRate, Liquidation
-from bot.formatting import format_number, format_percent, format_rate, format_usd
+from bot.formatting import format_number, format_percent, format_price, format_rate, format_usd
 from bot.norms import NORM_DAYS, Norm
 
 VENUE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX"}
@@ -140,7 +140,7 @@ def whale_alert(event: Liquidation) -> str:
         f"Whale liquidation: {format_usd(event.usd)} {event.base} {event.position} on "
         f"{venue_name(event.venue)}\n"
         f"{event.symbol}: {format_number(event.qty)} {event.base} at "
-        f"${format_number(event.price, significant=8)}"
+        f"${format_price(event.price)}"
     )
 
 

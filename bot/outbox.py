@@ -75,6 +75,7 @@ class OutboxWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._wake.set()  # deliver what a previous run left pending
+        self.sent = 0  # messages delivered (for metrics)
 
     def wake(self) -> None:
         self._wake.set()
@@ -128,6 +129,7 @@ class OutboxWorker:
             await self._failed(row, error)
             return
         alerts.mark(self.db, row.id, SENT, now_ms())
+        self.sent += 1
 
     async def _failed(self, row: OutboxRow, error: DeliveryError) -> None:
         if error.moved_to is not None:  # the row moves with the chat and is tried again there

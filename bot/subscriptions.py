@@ -15,18 +15,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.errors import UserError
-from bot.formatting import format_usd
+from bot.formatting import echo, format_usd
 from bot.market import WINDOWS
 from bot.units import is_off, parse_duration, parse_money, parse_multiple, parse_percent
 
-MIN_LIQ, MAX_LIQ = 10_000.0, 100_000_000_000.0
+# Every money setting (liq, whale): one parser, one range.
+MIN_USD, MAX_USD = 10_000.0, 100_000_000_000.0
 MIN_SIDE, MAX_SIDE = 0.5, 1.0
 MIN_FUNDING, MAX_FUNDING = 0.00001, 0.05
 MIN_OI, MAX_OI = 0.005, 1.0
-MIN_WHALE = 10_000.0
 MIN_SPIKE, MAX_SPIKE = 1.1, 100.0
 MIN_COOLDOWN, MAX_COOLDOWN = 60.0, 86_400.0
-_ASSET = re.compile(r"^[A-Z0-9]{1,20}$")
+MAX_WATCH = 50  # assets in one chat's watch list
+_ASSET = re.compile(r"^[A-Z0-9]{1,20}$", re.ASCII)
+_SHARE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(%)?\s*$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +87,14 @@ class Setting:
         try:
             value = self.parse(text)
         except ValueError:
-            raise UserError(f"{text.strip()!r} is not understood: {self.accepted(name)}") from None
+            raise UserError(
+                f"{echo(text.strip())!r} is not understood: {self.accepted(name)}"
+            ) from None
         return self.check(name, value)
 
     def accepted(self, name: str) -> str:
         """What the setting accepts, said the way people type it."""
-        accepted = (
-            f"from {self.describe(self.low)} to {self.describe(self.high)}"
-            if self.high != float("inf")
-            else f"{self.describe(self.low)} or more"
-        )
+        accepted = f"from {self.describe(self.low)} to {self.describe(self.high)}"
         off = ", or off" if self.off_allowed else ""
         return f"{name} must be {accepted}{off}, e.g. {self.example}"
 
@@ -103,11 +103,11 @@ def _share(text: str) -> float:
     """ "80%", "80" or "0.8"; "any" means either side."""
     if text.strip().lower() == "any":
         return 0.0
-    try:
-        value = float(text.strip().rstrip("%").strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not a share: use e.g. 80% or any") from None
-    return value / 100 if "%" in text or value > 1 else value
+    match = _SHARE.match(text)  # ASCII digits, as every other setting: no "nan", "1e0", "٨٠"
+    if not match:
+        raise ValueError(f"{text!r} is not a share: use e.g. 80% or any")
+    value = float(match[1])
+    return value / 100 if match[2] or value > 1 else value
 
 
 def _percent(decimals: int) -> Callable[[float], str]:
@@ -123,11 +123,11 @@ def _duration_text(seconds: float) -> str:
 
 
 SETTINGS: dict[str, Setting] = {
-    "liq": Setting(parse_money, MIN_LIQ, MAX_LIQ, format_usd, "250m"),
+    "liq": Setting(parse_money, MIN_USD, MAX_USD, format_usd, "250m"),
     "side": Setting(_share, MIN_SIDE, MAX_SIDE, _percent(0), "80% (or any)"),
     "funding": Setting(parse_percent, MIN_FUNDING, MAX_FUNDING, _percent(3), "0.05%"),
     "oi": Setting(parse_percent, MIN_OI, MAX_OI, _percent(1), "5%"),
-    "whale": Setting(parse_money, MIN_WHALE, float("inf"), format_usd, "1m"),
+    "whale": Setting(parse_money, MIN_USD, MAX_USD, format_usd, "1m"),
     "spike": Setting(parse_multiple, MIN_SPIKE, MAX_SPIKE, lambda v: f"{v:g}x", "3x"),
     "cooldown": Setting(
         parse_duration, MIN_COOLDOWN, MAX_COOLDOWN, _duration_text, "30m", off_allowed=False
@@ -149,7 +149,7 @@ def set_threshold(thresholds: Thresholds, key: str, text: str) -> Thresholds:
     if name == "window":
         return replace(thresholds, window=_window(text))
     if name not in SETTINGS:
-        raise UserError(f"unknown setting {key!r}: use one of {', '.join(SETTING_KEYS)}")
+        raise UserError(f"unknown setting {echo(key)!r}: use one of {', '.join(SETTING_KEYS)}")
     changes: dict[str, Any] = {name: SETTINGS[name].read(name, text)}
     return replace(thresholds, **changes)
 
@@ -207,7 +207,15 @@ def parse_watch(words: list[str]) -> frozenset[str]:
         return frozenset()
     bad = sorted(a for a in assets if not _ASSET.match(a))
     if bad:
-        raise UserError(f"not an asset symbol: {', '.join(bad)} (use e.g. BTC ETH SOL, or all)")
+        shown = ", ".join(echo(a) for a in bad[:3]) + (
+            f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        )
+        raise UserError(f"not an asset symbol: {shown} (use e.g. BTC ETH SOL, or all)")
+    if len(assets) > MAX_WATCH:
+        raise UserError(
+            f"at most {MAX_WATCH} assets can be watched ({len(assets)} given), "
+            "or /watch all for the whole market"
+        )
     return frozenset(assets)
 
 

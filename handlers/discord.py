@@ -16,6 +16,7 @@ from discord import app_commands
 
 from bot.chart_service import Chart, ChartService
 from bot.commands import PRESETS, ChatRef, CommandCore, Reply
+from bot.errors import StartupError
 from bot.formatting import split_message
 from bot.outbox import DeliveryError
 from bot.ratelimit import Limit, Pacer
@@ -113,6 +114,11 @@ class DiscordBot:
                 async with self.client:
                     await self.client.start(self.token)
                 return
+            except discord.LoginFailure:  # 401 from /users/@me
+                raise StartupError(
+                    "discord: the bot token was refused (401 Unauthorized): set a valid "
+                    "[discord] token or DISCORD_BOT_TOKEN (Developer Portal -> Bot -> Reset Token)"
+                ) from None
             except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as error:
                 log.warning("discord: cannot connect (%s); retrying in %.0f s", error, delay)
                 await asyncio.sleep(delay)
@@ -150,7 +156,7 @@ class DiscordBot:
         async def is_admin() -> bool:
             return interaction.permissions.manage_channels
 
-        reply = await self.core.handle(command, chat, args, is_admin)
+        reply = await self.core.handle(command, chat, args, is_admin, user=str(interaction.user.id))
         if reply is None:
             reply = Reply("Too many commands: wait a minute and try again.", refusal=True)
         await self._respond(interaction, reply)

@@ -22,7 +22,14 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+)
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -36,6 +43,7 @@ from telegram.ext import (
 
 from bot.chart_service import CACHE_SIZE, Chart, ChartKey, ChartService
 from bot.commands import COMMANDS, ChatRef, CommandCore, Reply
+from bot.errors import StartupError
 from bot.formatting import split_message
 from bot.outbox import DeliveryError
 from bot.ratelimit import Limit, Pacer
@@ -58,6 +66,11 @@ PACER_SPACING = 1 / 30
 START_RETRY_MAX = 60.0
 ADMINS = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
+# The update types the handlers below use, and so the only ones asked of Telegram.
+ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+# Updates handled at once (PTB's default for concurrent handling, and its connection pool's
+# size): a chat waiting out its pace holds up only its own replies, not the next chat's.
+CONCURRENT_UPDATES = 256
 ChatEvent = Callable[[str, str, str | None], None]
 
 
@@ -112,10 +125,14 @@ class TelegramBot:
             .base_url(f"{api_url}/bot")
             .base_file_url(f"{api_url}/file/bot")
             .job_queue(None)
+            .concurrent_updates(CONCURRENT_UPDATES)
             .build()
         )
         names = [name for name, _ in COMMANDS]
-        self.app.add_handler(CommandHandler(names, self._command))
+        # New messages only: an edited message must not run its command a second time.
+        self.app.add_handler(
+            CommandHandler(names, self._command, filters=filters.UpdateType.MESSAGE)
+        )
         self.app.add_handler(CallbackQueryHandler(self._button))
         self.app.add_handler(ChatMemberHandler(self._membership, ChatMemberHandler.MY_CHAT_MEMBER))
         self.app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
@@ -133,15 +150,21 @@ class TelegramBot:
                     [BotCommand(name, description) for name, description in COMMANDS]
                 )
                 break
+            except InvalidToken as error:  # 401/404 from getMe; its text holds the token
+                cause: BaseException = error
+                while cause.__cause__ is not None:  # the innermost: Telegram's own words
+                    cause = cause.__cause__
+                raise StartupError(
+                    f"telegram: the bot token was refused ({cause}): set a valid [telegram] "
+                    "token or TELEGRAM_BOT_TOKEN (from @BotFather)"
+                ) from None
             except NetworkError as error:
                 log.warning("telegram: cannot connect (%s); retrying in %.0f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, START_RETRY_MAX)
         await self.app.start()
         assert self.app.updater is not None
-        await self.app.updater.start_polling(
-            allowed_updates=["message", "callback_query", "my_chat_member"]
-        )
+        await self.app.updater.start_polling(allowed_updates=list(ALLOWED_UPDATES))
         log.info("telegram: polling as @%s", self.app.bot.username)
         try:
             await asyncio.Event().wait()
@@ -158,7 +181,11 @@ class TelegramBot:
             return
         command = message.text.split()[0][1:].split("@")[0].lower()
         reply = await self.core.handle(
-            command, _chat_ref(chat), list(context.args or []), self._admin_check(chat, user.id)
+            command,
+            _chat_ref(chat),
+            list(context.args or []),
+            self._admin_check(chat, user.id),
+            user=str(user.id),
         )
         if reply is not None:
             await self._reply(message, reply)
@@ -173,6 +200,7 @@ class TelegramBot:
             _chat_ref(chat),
             [query.data or ""],
             self._admin_check(chat, query.from_user.id),
+            user=str(query.from_user.id),
         )
         if reply is None:
             return

@@ -130,6 +130,41 @@ def drop_events_ts_index(db: Database) -> None:
 
 
 @migrations()
+def add_source_coverage_and_retry_columns(db: Database) -> None:
+    """Source health: frames ignored (not malformed), instruments covered, refused
+    subscriptions, and the retry state of a venue that cannot be reached."""
+    sources = db.table("sources")
+    for name, kind in (
+        ("ignored", int),
+        ("symbols", int),
+        ("refused", int),
+        ("retrying_since", int),
+        ("last_error", str),
+        ("next_attempt_at", int),
+    ):
+        sources.add_column(name, kind)
+
+
+@migrations()
+def create_runtime_table(db: Database) -> None:
+    """One row that `run` rewrites every second, so `liqbot status` (another process) can show
+    how the running process is doing; `tasks` is a JSON object of task states."""
+    db.table("runtime").create(
+        {
+            "id": int,
+            "started_at": int,
+            "updated_at": int,
+            "stopped_at": int,
+            "loop_lag_p50_ms": float,
+            "loop_lag_p99_ms": float,
+            "loop_lag_max_ms": float,
+            "tasks": str,
+        },
+        pk="id",
+    )
+
+
+@migrations()
 def add_chart_setting(db: Database) -> None:
     """`/set chart on|off`: alerts with a chart (off until a chat asks)."""
     db.table("subscriptions").add_column("chart", int, not_null_default=0)

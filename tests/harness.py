@@ -49,6 +49,8 @@ async def started_fakes() -> AsyncIterator[Fakes]:
     """The three fake venues, started, with a few markets listed."""
     async with FakeBinance() as binance, FakeBybit() as bybit, FakeOkx() as okx:
         binance.set_market("BTCUSDT", "91000", "0.0001", "1000")
+        binance.set_market("ETHUSDT", "3000", "0.0001", "100")  # liquidations outside the
+        # instrument universe are ignored: every symbol a test pushes must be listed
         for symbol, base in (("BTCUSDT", "BTC"), ("SOLUSDT", "SOL"), ("ETHUSDT", "ETH")):
             bybit.add_instrument(symbol, base)
         bybit.set_ticker("SOLUSDT", "150", "-0.0007", "20000", funding_interval_hours=4)

@@ -599,7 +599,7 @@ async def test_digest(bench: Bench, line: str, stored: str, text: str) -> None:
         ("/set side 40%", "side must be from 50% to 100%, or off, e.g. 80% (or any)"),
         ("/set funding 6%", "funding must be from 0.001% to 5%, or off, e.g. 0.05%"),
         ("/set oi 0.1%", "oi must be from 0.5% to 100%, or off, e.g. 5%"),
-        ("/set whale 5k", "whale must be $10K or more, or off, e.g. 1m"),
+        ("/set whale 5k", "whale must be from $10K to $100B, or off, e.g. 1m"),
         ("/set spike 1x", "spike must be from 1.1x to 100x, or off, e.g. 3x"),
         (
             "/set cooldown off",
@@ -654,8 +654,9 @@ async def test_a_timezone_that_is_not_a_zone_file_is_refused(bench: Bench, zone:
     bench.save(CUSTOM)
     before = bench.rows()
     reply = await bench.run(f"/quiet 23:00-07:00 {zone}")
+    shown = zone if len(zone) <= 32 else "x" * 31 + "…"  # long input is cut when quoted
     assert reply == Reply(
-        f"unknown timezone {zone!r}: use a name such as UTC or Europe/Berlin", refusal=True
+        f"unknown timezone {shown!r}: use a name such as UTC or Europe/Berlin", refusal=True
     )
     assert bench.rows() == before
 
@@ -789,3 +790,54 @@ async def test_rate_limit_allows_again_after_a_minute(
     assert await bench.maybe("/help") is None
     clock[0] += 60.5  # a minute after the last attempt, every earlier one has expired
     assert not (await bench.run("/help")).refusal
+
+
+# -- fairness and hostile input ------------------------------------------------------------
+
+
+async def test_a_member_spamming_a_group_never_spends_the_admins_budget(bench: Bench) -> None:
+    member, admin = AdminCheck(False), AdminCheck(True)
+    for _ in range(COMMAND_RATE):
+        reply = await bench.core.handle("subscribe", GROUP, [], member, user="502")
+        assert reply == Reply(ADMINS_ONLY, refusal=True)
+    assert await bench.core.handle("help", GROUP, [], member, user="502") == Reply(
+        TOO_MANY, refusal=True
+    )
+    assert await bench.core.handle("help", GROUP, [], member, user="502") is None
+    subscribed = await bench.core.handle("subscribe", GROUP, [], admin, user="501")
+    assert subscribed is not None and subscribed.text.startswith("Subscribed.")
+    saved = await bench.core.handle("set", GROUP, ["liq", "250m"], admin, user="501")
+    assert saved is not None and saved.text.startswith("Saved.")
+    assert bench.stored(GROUP).thresholds.liq == 250_000_000  # type: ignore[union-attr]
+
+
+async def test_a_long_argument_is_cut_when_quoted_back(bench: Bench) -> None:
+    await bench.ok("/subscribe")
+    long = "x" * 5000
+    for line, reply in [
+        (f"/set liq {long}", f"'{'x' * 31}…' is not understood: {LIQ_ACCEPTED}"),
+        (f"/set {long} 5", f"unknown setting '{'x' * 31}…': use one of {KEYS}"),
+        (f"/subscribe {long}", f"unknown preset '{'x' * 31}…': use big, balanced, everything"),
+        (f"/{long}", f"Unknown command /{'x' * 31}…. Try /help."),
+    ]:
+        assert await bench.run(line) == Reply(reply, refusal=True)
+
+
+async def test_watch_is_bounded_to_50_assets_and_bad_ones_are_listed_briefly(
+    bench: Bench,
+) -> None:
+    await bench.ok("/subscribe")
+    before = bench.rows()
+    many = " ".join(f"A{n}" for n in range(1000))
+    assert await bench.run(f"/watch {many}") == Reply(
+        "at most 50 assets can be watched (1000 given), or /watch all for the whole market",
+        refusal=True,
+    )
+    assert await bench.run("/watch " + "$$$ " * 3 + "B-1 C_2 D.3 E+4") == Reply(
+        "not an asset symbol: $$$, B-1, C_2 and 2 more (use e.g. BTC ETH SOL, or all)",
+        refusal=True,
+    )
+    assert bench.rows() == before
+    fifty = [f"A{n}" for n in range(50)]
+    assert (await bench.ok("/watch " + " ".join(fifty))).startswith("Watching A0, A1, A10")
+    assert bench.stored().watch == frozenset(fifty)  # type: ignore[union-attr]

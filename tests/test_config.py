@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_every_problem_is_reported_with_its_key() -> None:
         "such as 30m or 2h",
         "exchanges.kraken: unknown key (known: binance, bybit, okx)",
         "exchanges.binance.enabled: expected true or false",
-        "exchanges.binance.ws_url: expected a URL starting with ws:// or wss://",
+        "exchanges.binance.ws_url: expected a URL starting with ws:// or wss:// and a host",
     ]
 
 
@@ -97,3 +98,151 @@ def test_invalid_toml_and_missing_file_are_reported(tmp_path: Path) -> None:
         load_settings(broken)
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "missing.toml")
+
+
+# -- every value `run` would choke on is caught here ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (
+            {"storage": {"events_retention_days": 1e308}},
+            "storage.events_retention_days: expected a number of days from 1 to 3650",
+        ),
+        (
+            {"storage": {"rollups_retention_days": 0.01}},
+            "storage.rollups_retention_days: expected a number of days from 1 to 3650",
+        ),
+        (
+            {"collector": {"funding_interval": "0.001s"}},
+            "collector.funding_interval: expected from 10s to 1d",
+        ),
+        (
+            {"collector": {"open_interest_interval": 1e308}},
+            "collector.open_interest_interval: expected from 10s to 1d",
+        ),
+        (
+            {"collector": {"instruments_interval": "1s"}},
+            "collector.instruments_interval: expected from 1m to 7d",
+        ),
+        (
+            {"exchanges": {"okx": {"silence_timeout": "0.01s"}}},
+            "exchanges.okx.silence_timeout: expected from 1s to 1d",
+        ),
+        (
+            {"exchanges": {"binance": {"rest_url": "http://"}}},
+            "exchanges.binance.rest_url: expected a URL starting with http:// or https:// and a "
+            "host: 'http://' has no host",
+        ),
+        (
+            {"exchanges": {"bybit": {"ws_url": "wss://:443/x"}}},
+            "exchanges.bybit.ws_url: expected a URL starting with ws:// or wss:// and a host: "
+            "'wss://:443/x' has no host",
+        ),
+        (
+            {"telegram": {"api_url": "https://host:port"}},
+            "telegram.api_url: expected a URL starting with http:// or https:// and a host: "
+            "'https://host:port' is not a valid URL",
+        ),
+        ({"telegram": {"token": ""}}, "telegram.token: expected the bot token (it is blank)"),
+        ({"discord": {"token": "  \t"}}, "discord.token: expected the bot token (it is blank)"),
+        (
+            {"discord": {"token": "abc def"}},
+            "discord.token: a bot token has no spaces or line breaks: copy it again",
+        ),
+        (
+            {"telegram": {"token": "not a token"}},
+            "telegram.token: a bot token has no spaces or line breaks: copy it again",
+        ),
+        (
+            {"telegram": {"token": "just-letters"}},
+            "telegram.token: not a Telegram bot token (it reads <digits>:<letters>, as "
+            "@BotFather gives it)",
+        ),
+        ({"storage": {"path": "   "}}, "storage.path: expected a non-empty string"),
+        (
+            {"token": "123456:ABC"},
+            "token: belongs in a table: write it as [telegram] token (or [discord] token)",
+        ),
+        ({"path": "x.db"}, "path: belongs in a table: write it as [storage] path"),
+    ],
+)
+def test_values_run_would_choke_on_are_problems(raw: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(raw)
+    assert caught.value.problems == [problem]
+
+
+def test_a_blank_token_in_the_environment_is_a_problem_and_an_empty_one_is_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "   ")
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict({})
+    assert caught.value.problems == [
+        "TELEGRAM_BOT_TOKEN (environment): expected the bot token (it is blank)"
+    ]
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "")
+    assert not settings_from_dict({}).telegram.enabled
+
+
+def test_check_config_never_prints_a_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[telegram]\ntoken = "secret-without-an-id"\n')
+    assert main(["--config", str(bad), "check-config"]) == 2
+    out, err = capsys.readouterr()
+    assert "secret" not in out + err
+    assert "telegram.token: not a Telegram bot token" in err
+
+
+def test_the_ranges_keep_the_example_and_the_test_harness_valid() -> None:
+    settings = settings_from_dict(
+        {"collector": {"reconnect_min": "0.05s", "reconnect_max": "0.2s", "funding_interval": 10}}
+    )
+    assert (settings.collector.reconnect_min, settings.collector.funding_interval) == (0.05, 10)
+
+
+KEYS_BY_TABLE = {
+    "storage": ["path", "events_retention_days", "rollups_retention_days"],
+    "collector": [
+        "funding_interval",
+        "open_interest_interval",
+        "instruments_interval",
+        "reconnect_min",
+        "reconnect_max",
+        "recycle_after",
+    ],
+    "exchanges.okx": ["enabled", "ws_url", "rest_url", "silence_timeout"],
+    "logging": ["level"],
+    "telegram": ["token", "api_url"],
+    "discord": ["token", "api_url", "gateway_url"],
+    "defaults": [
+        "window",
+        "min_liquidations_usd",
+        "min_side_share",
+        "funding_rate_8h",
+        "oi_change",
+        "single_liquidation_usd",
+        "spike",
+        "cooldown",
+    ],
+}
+EVERY_KEY = [(table, key) for table, keys in KEYS_BY_TABLE.items() for key in keys]
+
+
+@pytest.mark.parametrize(("table", "key"), EVERY_KEY)
+@pytest.mark.parametrize(
+    "value",
+    ["[1]", "{ a = 1 }", "1979-05-27T07:32:00Z", "nan", "-inf", "1e308", '" "', "-1"],
+)
+def test_every_key_reports_a_wrong_value_as_a_problem_never_a_crash(
+    table: str, key: str, value: str
+) -> None:
+    raw = tomllib.loads(f"[{table}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(raw)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{table}.{key}: ")

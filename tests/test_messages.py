@@ -249,7 +249,7 @@ def test_spike_alert_first_line(window: str, history_days: float, line: str) -> 
 def test_whale_alert_long() -> None:
     event = liquidation("BTC", "long", price=97_123.45, qty=12.5, venue="bybit")
     assert whale_alert(event) == (
-        "Whale liquidation: $1.21M BTC long on Bybit\nBTCUSDT: 12.5 BTC at $97,123.45"
+        "Whale liquidation: $1.21M BTC long on Bybit\nBTCUSDT: 12.5 BTC at $97,123"
     )
 
 
@@ -258,7 +258,7 @@ def test_whale_alert_short_with_a_small_quantity() -> None:
         "ETH", "short", 3_456.789, 0.000123456789, venue="okx", symbol="ETH-USDT-SWAP"
     )
     assert whale_alert(event) == (
-        "Whale liquidation: $0.427 ETH short on OKX\nETH-USDT-SWAP: 0.000123457 ETH at $3,456.789"
+        "Whale liquidation: $0.427 ETH short on OKX\nETH-USDT-SWAP: 0.000123457 ETH at $3,456.8"
     )
 
 

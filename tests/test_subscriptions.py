@@ -37,7 +37,7 @@ LIQ_ERROR = "liq must be from $10K to $100B, or off, e.g. 250m"
 SIDE_ERROR = "side must be from 50% to 100%, or off, e.g. 80% (or any)"
 FUNDING_ERROR = "funding must be from 0.001% to 5%, or off, e.g. 0.05%"
 OI_ERROR = "oi must be from 0.5% to 100%, or off, e.g. 5%"
-WHALE_ERROR = "whale must be $10K or more, or off, e.g. 1m"
+WHALE_ERROR = "whale must be from $10K to $100B, or off, e.g. 1m"
 SPIKE_ERROR = "spike must be from 1.1x to 100x, or off, e.g. 3x"
 COOLDOWN_ERROR = "cooldown must be from 1 min to 24 h, e.g. 30m"
 
@@ -103,7 +103,7 @@ def refusal(key: str, text: str, original: Thresholds = DEFAULTS) -> str:
         ("whale", "1m", 1_000_000.0),
         ("whale", "$250K", 250_000.0),
         ("whale", "1,500,000", 1_500_000.0),
-        ("whale", "1t", 1e12),
+        ("whale", "100b", 1e11),
         ("spike", "3x", 3.0),
         ("spike", "3X", 3.0),
         ("spike", "3", 3.0),
@@ -291,9 +291,9 @@ def test_whale_refuses_an_amount_too_large_to_be_finite() -> None:
     ("key", "text", "message"),
     [
         ("liq", "1" + "0" * 400, LIQ_ERROR),
-        ("side", "nan", SIDE_ERROR),
-        ("side", "inf", SIDE_ERROR),
-        ("side", "-inf%", SIDE_ERROR),
+        ("side", "nan", f"'nan' is not understood: {SIDE_ERROR}"),
+        ("side", "inf", f"'inf' is not understood: {SIDE_ERROR}"),
+        ("side", "-inf%", f"'-inf%' is not understood: {SIDE_ERROR}"),
     ],
 )
 def test_non_finite_values_are_refused(key: str, text: str, message: str) -> None:
@@ -514,7 +514,7 @@ CONFIG_LIQ_ERROR = "min_liquidations_usd must be from $10K to $100B, or off, e.g
 CONFIG_SIDE_ERROR = "min_side_share must be from 50% to 100%, or off, e.g. 80% (or any)"
 CONFIG_FUNDING_ERROR = "funding_rate_8h must be from 0.001% to 5%, or off, e.g. 0.05%"
 CONFIG_OI_ERROR = "oi_change must be from 0.5% to 100%, or off, e.g. 5%"
-CONFIG_WHALE_ERROR = "single_liquidation_usd must be $10K or more, or off, e.g. 1m"
+CONFIG_WHALE_ERROR = "single_liquidation_usd must be from $10K to $100B, or off, e.g. 1m"
 
 BAD_DEFAULTS = {
     "window": "2h",
@@ -801,3 +801,35 @@ def test_quiet_hours_within_one_day(now: int, quiet: bool) -> None:
 
 def test_no_quiet_hours() -> None:
     assert not is_quiet(sub(None), JAN_15_2330_UTC)
+
+
+# -- money settings: one parser, one range; ASCII digits for every key ----------------------
+
+
+@pytest.mark.parametrize("key", ["liq", "whale"])
+@pytest.mark.parametrize("text", ["1000000000000000000000000000000", "9" * 308, "101b", "1t"])
+def test_every_money_setting_has_the_same_upper_bound(key: str, text: str) -> None:
+    error = LIQ_ERROR if key == "liq" else WHALE_ERROR
+    assert refusal(key, text) == error
+
+
+def test_whale_and_liq_share_their_bounds_and_parser() -> None:
+    assert set_threshold(DEFAULTS, "whale", "100b").whale == 100_000_000_000
+    assert set_threshold(DEFAULTS, "liq", "100b").liq == 100_000_000_000
+    assert refusal("whale", "10^30") == f"'10^30' is not understood: {WHALE_ERROR}"
+
+
+TO_ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+ASCII_FORMS = {"liq": "50m", "side": "80%", "funding": "0.05%", "oi": "5%", "whale": "5m"}
+ASCII_FORMS |= {"spike": "3x", "cooldown": "30m"}
+ARABIC_INDIC = {key: text.translate(TO_ARABIC_INDIC) for key, text in ASCII_FORMS.items()}
+
+
+@pytest.mark.parametrize(("key", "text"), ARABIC_INDIC.items())
+def test_non_ascii_digits_are_refused_for_every_key(key: str, text: str) -> None:
+    assert refusal(key, text).startswith(f"{text!r} is not understood: {key} must be")
+
+
+@pytest.mark.parametrize("text", ["nan%", "1e0", "inf", "0x50"])
+def test_a_share_reads_plain_numbers_only(text: str) -> None:
+    assert refusal("side", text) == f"{text!r} is not understood: {SIDE_ERROR}"

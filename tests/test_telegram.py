@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import commands
 from bot.config import load_settings
 from bot.main import App
 from bot.recorder import now_ms
@@ -16,7 +17,7 @@ from storage import alerts
 from tests.fakes import FakeTelegram, force_order
 from tests.harness import WAIT, Fakes, write_config
 
-ALICE, BOB, CAROL = 1001, 1002, 1003  # private chats (chat id = user id)
+ALICE, BOB, CAROL, DAVE = 1001, 1002, 1003, 1004  # private chats (chat id = user id)
 GROUP, GROUP_ADMIN, GROUP_MEMBER = -2001, 501, 502
 
 
@@ -132,5 +133,69 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
         )
         await say(telegram, ALICE, ALICE, "/subscribe", "Subscribed.")  # resumed
         assert {s.chat_id for s in alerts.active_subscriptions(app.db)} == {"-1002001", str(ALICE)}
+    stop.set()
+    await task
+
+
+async def start_app(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
+) -> tuple[App, asyncio.Event, asyncio.Task[None]]:
+    app = App(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run(stop))
+    await telegram.wait_until(lambda: bool(telegram.commands))  # polling has begun
+    return app, stop, task
+
+
+async def test_one_chats_pace_never_delays_another_chats_help(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
+) -> None:
+    _, stop, task = await start_app(tmp_path, fakes, telegram)
+    busy = (ALICE, BOB, CAROL)
+    async with asyncio.timeout(WAIT * 2):
+        for chat in busy:  # each chat's replies go at most one per 1.1 s: 4 take 3.3 s
+            for _ in range(4):
+                telegram.enqueue(telegram.command(chat, chat, "/help"))
+        telegram.enqueue(telegram.command(DAVE, DAVE, "/help"))
+        await telegram.wait_until(lambda: bool(telegram.messages_to(DAVE)))
+        first = min(m.time for m in telegram.sent)
+        dave = next(m.time for m in telegram.sent if m.chat_id == DAVE)
+        assert dave - first < 0.5  # served one at a time, it came after 12 replies (9.9 s)
+        assert telegram.messages_to(DAVE)[0].startswith("/start - ")
+        await telegram.wait_until(lambda: all(len(telegram.messages_to(c)) == 4 for c in busy))
+        assert telegram.rejected_429 == 0
+    stop.set()
+    await task
+
+
+async def test_an_edited_message_does_not_run_its_command(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
+) -> None:
+    app, stop, task = await start_app(tmp_path, fakes, telegram)
+    async with asyncio.timeout(WAIT):
+        edited = telegram.command(ALICE, ALICE, "/subscribe")
+        edited["edited_message"] = edited.pop("message") | {"edit_date": 1_764_000_000}
+        telegram.enqueue(edited)
+        await say(telegram, ALICE, ALICE, "/help", "/start - ")
+        assert len(telegram.messages_to(ALICE)) == 1  # the /help reply only
+        assert alerts.load_subscription(app.db, "telegram", str(ALICE)) is None
+        polls = [params for method, params in telegram.calls if method == "getUpdates"]
+        assert polls[0]["allowed_updates"] == ["message", "callback_query", "my_chat_member"]
+    stop.set()
+    await task
+
+
+async def test_a_member_spamming_a_group_leaves_the_admin_answered(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commands, "COMMAND_RATE", 2)  # the budget, small to keep this quick
+    _, stop, task = await start_app(tmp_path, fakes, telegram)
+    async with asyncio.timeout(WAIT * 2):
+        for _ in range(2):
+            await say(telegram, GROUP, GROUP_MEMBER, "/subscribe", "Only the chat's administrators")
+        await say(telegram, GROUP, GROUP_MEMBER, "/subscribe", "Too many commands")
+        telegram.enqueue(telegram.command(GROUP, GROUP_MEMBER, "/subscribe", chat_type="group"))
+        await say(telegram, GROUP, GROUP_ADMIN, "/subscribe", "Subscribed.")
+        assert len(telegram.messages_to(GROUP)) == 4  # the 4th spam got no reply
     stop.set()
     await task
