@@ -15,7 +15,7 @@ import pytest
 from bot.config import ConfigError, load_settings
 from bot.main import App
 from bot.recorder import now_ms
-from bot.subscriptions import Subscription
+from bot.subscriptions import Subscription, Thresholds
 from storage import alerts
 from storage.alerts import OutboxItem
 from tests.builders import liquidation
@@ -88,6 +88,29 @@ async def test_telegram_alerts_arrive_as_one_uploaded_photo_then_by_file_id(
         assert calls[0]["parse_mode"] == "HTML"
         assert str(calls[0]["caption"]).startswith(f"<b>{HEADLINE}</b>\n")
         assert bot.app.charts is not None and bot.app.charts.renders == 1
+
+
+async def test_the_engines_window_alert_and_digest_arrive_as_photos(
+    tmp_path: Path, fakes: Fakes, fake: FakeTelegram
+) -> None:
+    async with running(tmp_path, fakes, fake) as bot:
+        thresholds = Thresholds(window="1h", liq=1_000_000.0, funding=0, oi=0)
+        sub = Subscription("telegram", "5401", thresholds, chart=True, digest="hourly")
+        alerts.save_subscription(bot.app.db, sub, now_ms())
+        bot.app.core.engine.reload_subscriptions()
+        feed(bot.app)
+        assert bot.app.core.engine.evaluate(now_ms()) == 1
+        await bot.deliveries.wait_for(1)
+
+        (photo,) = fake.sent
+        assert photo.method == "sendPhoto" and photo.photo == "upload:chart.png"
+        assert photo.text.startswith("$4.4M liquidated in 1h, 91% longs\n")
+        top_of_hour = now_ms() // 3_600_000 * 3_600_000 + 60_000
+        assert bot.app.core.engine.scheduled(top_of_hour) == 1  # the hourly digest
+        await bot.deliveries.wait_for(2)
+        digest = fake.sent[-1]
+        assert digest.method == "sendPhoto"
+        assert digest.text.startswith("Hourly digest: ")
 
 
 async def test_a_long_telegram_alert_puts_the_rest_in_a_second_message(
