@@ -133,7 +133,17 @@ def _line_pane(ax: Axes, points: list[Point], colour: str, label: str, percent: 
             fontsize=11,
         )
         ax.set_yticks([])
-    ax.text(0.005, 0.92, label, transform=ax.transAxes, va="top", color=colour, fontsize=11)
+    ax.text(
+        0.005,
+        0.92,
+        label,
+        transform=ax.transAxes,
+        va="top",
+        color=colour,
+        fontsize=11,
+        zorder=5,
+        bbox={"facecolor": PANE, "edgecolor": "none", "alpha": 0.85, "pad": 2},
+    )
     ax.yaxis.set_major_locator(MaxNLocator(3))
     if percent:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.3f}%"))
