@@ -32,12 +32,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from sqlite_utils import Database
 
+from bot.alert import plain
 from bot.commands import CommandCore
 from bot.main import TELEGRAM_CONCURRENCY
-from bot.outbox import Channel, OutboxWorker
+from bot.outbox import Channel, OutboxWorker, Progress
 from bot.ratelimit import Pacer
 from bot.recorder import now_ms
 from bot.subscriptions import Subscription, Thresholds
+from bot.writer import Writer
 from handlers.telegram import PACER_LIMITS, PACER_SPACING, PLATFORM, TelegramBot
 from storage import alerts, open_database
 from storage.alerts import FAILED, SENT, OutboxItem, OutboxRow
@@ -45,6 +47,7 @@ from storage.alerts import FAILED, SENT, OutboxItem, OutboxRow
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ is not installed
 from tests.fakes.telegram import FakeTelegram
 
+EVER = 2**62  # ms: a time at which every pending row is due
 RATE_TARGET = 28.0  # messages/s sustained: 93% of Telegram's 30/s
 TELEGRAM_CAP = 30  # messages in any rolling second, as the fake counts them
 PRIVATE_BASE = 100_000_000  # private chat ids are user ids: positive
@@ -155,7 +158,7 @@ def enqueue_alert(db: Database, now: int) -> int:
             "liq",
             ASSETS,
             "long",
-            ALERT_TEXT,
+            (plain(ALERT_TEXT),),
         )
         for sub in alerts.active_subscriptions(db)
         if sub.platform == PLATFORM
@@ -189,11 +192,12 @@ async def run(chats: int, groups: int, concurrency: int, directory: Path) -> Res
     bot.pacer = RecordingPacer(bot.pacer, probe)
     await bot.app.initialize()
 
-    async def send(row: OutboxRow) -> None:
-        await bot.send(row)
+    async def send(row: OutboxRow, progress: Progress) -> None:
+        await bot.send(row, progress)
         probe.delivered.append(time.monotonic())
 
-    worker = OutboxWorker(db, PLATFORM, Channel(send, concurrency), lambda *change: None)
+    channel = Channel(send, concurrency)
+    worker = OutboxWorker(db, Writer.inline(db), PLATFORM, channel, lambda *change: None)
     worker_task = asyncio.create_task(worker.run(), name="outbox-telegram")
     try:
         await asyncio.sleep(0.1)  # the worker's first drain finds nothing and goes idle
@@ -218,7 +222,7 @@ async def _until_delivered(
 ) -> None:
     """Return once no row is pending (rows in flight or waiting to retry stay pending)."""
     next_progress = PROGRESS_EVERY
-    while alerts.pending(db, PLATFORM, 1):
+    while alerts.due(db, PLATFORM, EVER, 1):  # a pending row: in flight or waiting to retry
         elapsed = time.monotonic() - woken
         if elapsed > deadline:
             raise TimeoutError(f"{len(fake.sent)} of {total} sent after {elapsed:.0f} s")

@@ -51,6 +51,11 @@ class CollectorSettings:
 
 
 @dataclass(frozen=True)
+class OutboxSettings:
+    max_age: float = 1800  # seconds: an alert undelivered this long is expired, not sent late
+
+
+@dataclass(frozen=True)
 class ChatPlatformSettings:
     """A chat platform's connection. `token` comes from the file or the environment and is a
     secret: never logged (see bot/logs.py)."""
@@ -93,6 +98,7 @@ class Settings:
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
     charts_enabled: bool = True  # `[charts] enabled`: the operator's switch for every chart
 
     @property
@@ -136,6 +142,7 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "reconnect_max": (0.1, 3600),
     "recycle_after": (60, 7 * 86_400),
     "silence_timeout": (1, 86_400),
+    "max_age": (60, 86_400),
 }
 MAX_RETENTION_DAYS = 3650
 # Keys that belong in a table, for a helpful word when one is written at the top level.
@@ -284,6 +291,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         "discord",
         "metrics",
         "charts",
+        "outbox",
     }
     for key in sorted(set(raw) - tables):
         if key in HOME_TABLES:
@@ -353,6 +361,10 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
+    outbox_raw = reader.table("outbox", {"max_age"})
+    outbox = OutboxSettings(
+        reader.value(outbox_raw, "outbox", "max_age", _duration("max_age"), OutboxSettings.max_age)
+    )
     if reader.problems:
         raise ConfigError(reader.problems)
     return Settings(
@@ -364,6 +376,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         telegram,
         discord,
         metrics,
+        outbox,
         charts_enabled=charts_enabled,
     )
 

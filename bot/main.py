@@ -87,6 +87,7 @@ class App:
             now_ms(),
             channels,
             health=lambda: merge_health(c.current_health() for c in self.collectors),
+            outbox_max_age=settings.outbox.max_age,
         )
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
         chat_platforms = self.telegram is not None or self.discord is not None

@@ -29,6 +29,7 @@ from telegram.error import (
     InvalidToken,
     NetworkError,
     RetryAfter,
+    TelegramError,
 )
 from telegram.ext import (
     Application,
@@ -45,7 +46,7 @@ from bot.chart_service import CACHE_SIZE, Chart, ChartKey, ChartService
 from bot.commands import COMMANDS, ChatRef, CommandCore, Reply
 from bot.errors import StartupError
 from bot.formatting import split_message
-from bot.outbox import DeliveryError
+from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
 from storage.alerts import OutboxRow
 
@@ -72,6 +73,7 @@ ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 # size): a chat waiting out its pace holds up only its own replies, not the next chat's.
 CONCURRENT_UPDATES = 256
 ChatEvent = Callable[[str, str, str | None], None]
+FAILED_REPLY = "Something went wrong on our side; please try again in a minute."
 
 
 def _seconds(value: int | timedelta) -> float:
@@ -85,6 +87,13 @@ def render(text: str, bold_first_line: bool = False) -> str:
         first, _, rest = escaped.partition("\n")
         escaped = f"<b>{first}</b>" + (f"\n{rest}" if rest else "")
     return escaped
+
+
+def alert_parts(row: OutboxRow) -> list[str]:
+    """An outbox message as Telegram HTML, in parts within the length limit (counted on the
+    visible text); the alert's first line is bold, every value escaped."""
+    parts = split_message(row.text, MAX_TEXT)
+    return [render(part, bold_first_line=index == 0) for index, part in enumerate(parts)]
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -117,7 +126,6 @@ class TelegramBot:
         # A chart is uploaded once; later copies go by the file_id Telegram returned.
         self._file_ids: OrderedDict[ChartKey, str] = OrderedDict()
         self._uploading: dict[ChartKey, asyncio.Lock] = {}
-        self._parts_sent: dict[int, int] = {}  # outbox id -> parts of a split alert delivered
         self.pacer = Pacer(*PACER_LIMITS[:2], per_group=PACER_LIMITS[2], spacing=PACER_SPACING)
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
@@ -252,7 +260,11 @@ class TelegramBot:
             await self._paced(str(chat.id), chat.type != Chat.PRIVATE, send)
 
     async def _paced(
-        self, chat_id: str, is_group: bool, call: Callable[[], Awaitable[object]]
+        self,
+        chat_id: str,
+        is_group: bool,
+        call: Callable[[], Awaitable[object]],
+        wait_out_flood: bool = True,
     ) -> None:
         """One API call that sends a message, within the limits; a flood answer is waited out
         once (a second one is raised). The retry is paced too: it counts in the windows."""
@@ -260,6 +272,8 @@ class TelegramBot:
         try:
             await call()
         except RetryAfter as error:
+            if not wait_out_flood:
+                raise
             await asyncio.sleep(_seconds(error.retry_after))
             await self.pacer.wait(chat_id, is_group)
             await call()
@@ -278,7 +292,18 @@ class TelegramBot:
             self.on_chat_change(PLATFORM, str(message.chat.id), str(message.migrate_to_chat_id))
 
     async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every error a handler raised: logged with its traceback, and the user who sent the
+        update told in one line (if that reply fails too, it is logged, not raised again)."""
         log.error("telegram: error while handling an update", exc_info=context.error)
+        message = update.effective_message if isinstance(update, Update) else None
+        if message is None:
+            return
+        try:
+            await message.reply_text(FAILED_REPLY)
+        except TelegramError as error:
+            log.warning(
+                "telegram: could not tell chat %s about the error: %s", message.chat_id, error
+            )
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -304,13 +329,16 @@ class TelegramBot:
                     return sent
         return await send(file_id)
 
-    async def _send_chart(self, row: OutboxRow, chart: Chart) -> None:
-        """An alert as a photo: the caption starts with the alert's first line and holds the
-        rest when it fits Telegram's 1,024 characters; otherwise the rest follows as text."""
+    def _chart_calls(self, row: OutboxRow, chart: Chart) -> list[Callable[[], Awaitable[object]]]:
+        """An alert as a photo: the caption starts with the alert's first line (bold) and holds
+        the rest when it fits Telegram's 1,024 characters; otherwise the rest follows as text
+        messages."""
         chat_id = row.chat_id
-        fits = len(row.text) <= MAX_CAPTION
-        first, _, rest = row.text.partition("\n")
-        caption = render(row.text if fits else first, bold_first_line=True)
+        text = row.text
+        first = row.alerts[0].first_line
+        rest = text[len(first) :].lstrip("\n")
+        fits = len(text) <= MAX_CAPTION
+        caption = render(text if fits else first, bold_first_line=True)
         parts = [] if fits or not rest else split_message(rest, MAX_TEXT)
 
         async def photo() -> object:
@@ -321,13 +349,7 @@ class TelegramBot:
                 ),
             )
 
-        calls = [photo, *(self._text_call(chat_id, render(part)) for part in parts)]
-        for index in range(self._parts_sent.get(row.id, 0), len(calls)):
-            send = calls[index]
-            await self._deliver(chat_id, send)
-            if parts:
-                self._parts_sent[row.id] = index + 1
-        self._parts_sent.pop(row.id, None)
+        return [photo, *(self._text_call(chat_id, render(part)) for part in parts)]
 
     def _text_call(self, chat_id: str, html_text: str) -> Callable[[], Awaitable[object]]:
         async def send() -> object:
@@ -340,35 +362,27 @@ class TelegramBot:
 
         return send
 
-    async def send(self, row: OutboxRow) -> None:
-        """Deliver one outbox alert, split when over Telegram's length limit. When a later part
-        fails, the parts that arrived are remembered, so the retry sends only the rest."""
+    async def send(self, row: OutboxRow, progress: Progress) -> None:
+        """Deliver one outbox alert: as a photo when the chat gets a chart, else as text split
+        when over Telegram's length limit. Either way it starts after the parts that arrived
+        before (`row.parts_sent`, stored through `progress`). A flood answer is raised with its
+        wait, for the outbox to schedule the retry without holding a slot."""
+        chat_id = row.chat_id
         chart = await self.charts.chart_for(row) if self.charts else None
         if chart is not None:
-            await self._send_chart(row, chart)
-            return
-        chat_id = row.chat_id
-        parts = split_message(row.text, MAX_TEXT)
-        for index in range(self._parts_sent.get(row.id, 0), len(parts)):
-            part = parts[index]
-
-            async def send(text: str = render(part, bold_first_line=index == 0)) -> object:
-                return await self.app.bot.send_message(
-                    int(chat_id),
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                )
-
-            await self._deliver(chat_id, send)
-            if len(parts) > 1:
-                self._parts_sent[row.id] = index + 1
-        self._parts_sent.pop(row.id, None)
+            calls = self._chart_calls(row, chart)
+        else:
+            calls = [self._text_call(chat_id, part) for part in alert_parts(row)]
+        for index in range(row.parts_sent, len(calls)):
+            await self._deliver(chat_id, calls[index])
+            if index + 1 < len(calls):
+                await progress(index + 1)
 
     async def _deliver(self, chat_id: str, send: Callable[[], Awaitable[object]]) -> None:
-        """One paced call of an alert's delivery; Telegram's answers as `DeliveryError`s."""
+        """One paced call of an alert's delivery; Telegram's answers as `DeliveryError`s (a
+        flood answer too, with its wait: not waited out here)."""
         try:
-            await self._paced(chat_id, chat_id.startswith("-"), send)
+            await self._paced(chat_id, chat_id.startswith("-"), send, wait_out_flood=False)
         except RetryAfter as error:
             raise DeliveryError(str(error), retry_after=_seconds(error.retry_after)) from None
         except ChatMigrated as error:

@@ -165,6 +165,23 @@ def create_runtime_table(db: Database) -> None:
 
 
 @migrations()
+def structure_outbox(db: Database) -> None:
+    """Alerts as data (JSON, rendered per platform at delivery), retry times, the parts of a
+    split message already delivered, and indexes that find each chat's oldest pending row and
+    the next retry without a scan of the pending ones."""
+    outbox = db.table("outbox")
+    outbox.add_column("alerts", str)
+    outbox.add_column("next_attempt_at", int)
+    outbox.add_column("parts_sent", int, not_null_default=0)
+    outbox.create_index(["platform", "status", "chat_id"])
+    # Only rows waiting for a retry have a next attempt: new rows cost this index nothing.
+    db.execute(
+        "CREATE INDEX idx_outbox_retries ON outbox (platform, status, next_attempt_at)"
+        " WHERE next_attempt_at IS NOT NULL"
+    )
+
+
+@migrations()
 def add_chart_setting(db: Database) -> None:
     """`/set chart on|off`: alerts with a chart (off until a chat asks)."""
     db.table("subscriptions").add_column("chart", int, not_null_default=0)

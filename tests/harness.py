@@ -4,6 +4,7 @@ tests can wait on."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -74,3 +75,11 @@ def write_config(tmp_path: Path, fakes: Fakes, base_urls: tuple[str, str] | None
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines))
     return path
+
+
+def traceback_of(record: logging.LogRecord) -> str:
+    """A logged traceback, as text: the redaction filter (when logging was configured by an
+    earlier test) has already formatted it into `exc_text`."""
+    if record.exc_text:
+        return record.exc_text
+    return logging.Formatter().formatException(record.exc_info) if record.exc_info else ""

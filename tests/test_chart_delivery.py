@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.alert import plain
 from bot.config import ConfigError, load_settings
 from bot.main import App
+from bot.outbox import DeliveryError
 from bot.recorder import now_ms
 from bot.subscriptions import Subscription, Thresholds
 from storage import alerts
@@ -28,7 +30,7 @@ from tests.test_discord import ALERTS, GUILD, command, configure, start, stop
 # fixtures, shared with the modules that define them
 from tests.test_discord import fake_discord as fake_discord
 from tests.test_discord import restore_discord_endpoints as restore_discord_endpoints
-from tests.test_telegram_delivery import Bot, running
+from tests.test_telegram_delivery import Bot, flood, running
 from tests.test_telegram_delivery import fake as fake
 
 HEADLINE = "$352M liquidated in 1h, 90% longs"
@@ -46,8 +48,9 @@ def feed(app: App) -> None:
 
 
 def enqueue(app: App, platform: str, chat_ids: list[str], text: str, rule: str = "window") -> None:
+    alert = plain(text, rule, "long")
     items = [
-        OutboxItem(f"chart-{next(_keys)}", platform, chat, rule, "*", "long", text)
+        OutboxItem(f"chart-{next(_keys)}", platform, chat, rule, "*", "long", (alert,))
         for chat in chat_ids
     ]
     with app.db.atomic():
@@ -129,6 +132,47 @@ async def test_a_long_telegram_alert_puts_the_rest_in_a_second_message(
             ("sendPhoto", HEADLINE),
             ("sendMessage", rest),
         ]
+
+
+async def test_a_chart_alert_retried_after_its_photo_arrived_sends_only_the_rest(
+    tmp_path: Path, fakes: Fakes, fake: FakeTelegram
+) -> None:
+    async with running(tmp_path, fakes, fake) as bot:
+        feed(bot.app)
+        subscribe(bot.app, "telegram", "5301", chart=True)
+        rest = "\n".join(f"Context line {i}: " + "x" * 60 for i in range(20))
+        fake.fail_next("sendMessage", 502)  # the text after the photo
+        enqueue(bot.app, "telegram", ["5301"], f"{HEADLINE}\n{rest}")
+        await bot.deliveries.wait_for(2)
+
+        (outbox_id, failed), (_, delivered) = bot.deliveries.outcomes
+        assert failed is not None and delivered is None
+        # The photo's arrival was stored on the row (parts_sent): the retry sent the rest only.
+        assert [(m.method, m.text) for m in fake.sent] == [
+            ("sendPhoto", HEADLINE),
+            ("sendMessage", rest),
+        ]
+        row = bot.outbox(outbox_id)
+        assert (row["status"], row["attempts"], row["parts_sent"]) == ("sent", 2, 1)
+
+
+async def test_a_flood_answer_to_a_photo_is_scheduled_as_the_retry(
+    tmp_path: Path, fakes: Fakes, fake: FakeTelegram
+) -> None:
+    async with running(tmp_path, fakes, fake) as bot:
+        feed(bot.app)
+        subscribe(bot.app, "telegram", "5302", chart=True)
+        fake.fail_next("sendPhoto", 429, body=flood(1))
+        enqueue(bot.app, "telegram", ["5302"], f"{HEADLINE}\nTop assets: BTC $200M")
+        await bot.deliveries.wait_for(2)
+
+        (outbox_id, flooded), (_, delivered) = bot.deliveries.outcomes
+        assert isinstance(flooded, DeliveryError) and flooded.retry_after == 1.0
+        assert delivered is None
+        assert [(m.method, m.text) for m in fake.sent] == [
+            ("sendPhoto", f"{HEADLINE}\nTop assets: BTC $200M")
+        ]
+        assert (bot.outbox(outbox_id)["status"], fake.rejected_429) == ("sent", 0)
 
 
 def broken(series: object) -> bytes:
@@ -223,7 +267,7 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
         assert png_size(upload.data)[0] >= 1000
 
         admin = EVERYONE_PERMISSIONS | (1 << 4)
-        deferred = await command(
+        followup = await command(
             fake_discord,
             "chart",
             {"asset": "BTC", "window": "1h"},
@@ -231,11 +275,14 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
             guild_id=GUILD,
             permissions=admin,
         )
-        assert deferred.type == 5  # thinking, then the image as a followup
-        await fake_discord.wait_until(lambda: len(fake_discord.uploads) == 2)
+        steps = [
+            (r.kind, r.type)
+            for r in fake_discord.interaction_responses
+            if r.interaction_id == followup.interaction_id
+        ]
+        assert steps == [("callback", 5), ("followup", None)]  # thinking, then the image
+        assert len(fake_discord.uploads) == 2
         assert fake_discord.uploads[1].filename == "chart.png"
-        followup = fake_discord.interaction_responses[-1]
-        assert followup.kind == "followup"
         assert followup.embeds[0]["image"] == {"url": "attachment://chart.png"}
         assert followup.embeds[0]["description"].startswith("BTC: liquidations in the last 1h")
 
@@ -245,9 +292,11 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
         assert refused.ephemeral
         assert refused.content.startswith("'banana' is neither an asset liqbot has data for")
         assert len(fake_discord.uploads) == 2
-        completed = await command(
-            fake_discord, "chart", {"asset": "bt"}, channel_id=ALERTS, focused="asset"
+        asked = await fake_discord.inject_interaction(
+            "chart", {"asset": "bt"}, channel_id=ALERTS, focused="asset"
         )
+        await fake_discord.wait_until(lambda: bool(fake_discord.responses_to(asked)))
+        (completed,) = fake_discord.responses_to(asked)
         assert completed.type == 8
         assert completed.data["choices"] == [{"name": "BTC", "value": "BTC"}]
         await stop(task)

@@ -17,6 +17,7 @@ import pytest
 from sqlite_utils import Database
 
 from bot import charts
+from bot.alert import plain
 from bot.chart_data import (
     BUCKET_MINUTES,
     FUNDING,
@@ -340,7 +341,8 @@ async def test_set_chart_on_and_off() -> None:
 
 
 def row(chat_id: str, rule: str = "window", row_id: int = 1) -> OutboxRow:
-    return OutboxRow(row_id, "telegram", chat_id, rule, "*", "long", "headline\nmore", 0)
+    alert = plain("headline\nmore", rule, "long")
+    return OutboxRow(row_id, "telegram", chat_id, rule, "*", "long", (alert,), 0, 0, 0)
 
 
 def service(db: Database, render: Callable[[Series], bytes] | None = None) -> ChartService:

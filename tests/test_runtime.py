@@ -11,6 +11,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlite_utils import Database
 
+from bot.alert import plain
 from bot.counters import LiquidationCounts
 from bot.events import Liquidation, Position, SourceHealth
 from bot.loop_lag import BUCKETS, LagSummary, LoopLag
@@ -130,8 +131,12 @@ async def test_the_runtime_row_is_rewritten_and_marked_stopped_at_the_end() -> N
     db = open_database(None)
     supervisor = Supervisor(clock)
     runtime = _runtime([SourceHealth("bybit")], supervisor, Recorder(db), db)
-    enqueue(db, [OutboxItem("k1", "console", "stdout", "whale", "BTC", "long", "x")], START_MS)
-    enqueue(db, [OutboxItem("k2", "telegram", "1", "whale", "BTC", "long", "x")], START_MS)
+    enqueue(
+        db, [OutboxItem("k1", "console", "stdout", "whale", "BTC", "long", (plain("x"),))], START_MS
+    )
+    enqueue(
+        db, [OutboxItem("k2", "telegram", "1", "whale", "BTC", "long", (plain("x"),))], START_MS
+    )
     supervisor.add("runtime", runtime.run)
     runtime.lag.observe(0.002, 0.0)
     supervisor.start()
@@ -158,7 +163,7 @@ def test_status_runtime_while_running_stale_and_stopped() -> None:
     started = START_MS - 3_723_000  # 1 h 2 min 3 s ago
     tasks = {"collector-okx": "restarting", "engine": "running", "outbox-telegram": "failed"}
     save_runtime(db, RuntimeRow(started, START_MS - 500, None, 0.4, 12.25, 80.0, tasks))
-    enqueue(db, [OutboxItem("k", "telegram", "1", "whale", "BTC", "long", "x")], START_MS)
+    enqueue(db, [OutboxItem("k", "telegram", "1", "whale", "BTC", "long", (plain("x"),))], START_MS)
     status = {"runtime": runtime_json(db, START_MS)}
     assert status["runtime"] == {
         "running": True,
@@ -204,7 +209,8 @@ async def test_the_collector_exposes_every_contract_metric_with_exact_values() -
     await clock.advance(2.0)  # crashed, backed off about 1 s, running again
     counts = LiquidationCounts()
     counts.add([Liquidation("okx", "X", "X", "short", 1.0, 1.0, 250.5, 0, 0)])
-    worker = OutboxWorker(db, "telegram", Channel(ConsoleSender()), lambda *change: None)
+    channel = Channel(ConsoleSender())
+    worker = OutboxWorker(db, Writer.inline(db), "telegram", channel, lambda *change: None)
     worker.sent = 7
     runtime = _runtime(sources, supervisor, Recorder(db), db)
     runtime.outbox_pending = 4
