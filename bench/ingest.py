@@ -36,17 +36,18 @@ from bot.core import Core
 from bot.events import Liquidation, SourceHealth
 from bot.market import HISTORY_MINUTES, MS_PER_MINUTE, WINDOWS, MarketState, RollupRow
 from bot.recorder import MAX_BATCH, now_ms
-from bot.venues import binance, bybit, okx
-from bot.venues.common import base_asset
+from bot.venues import binance, bitget, bybit, deribit, gate, okx
+from bot.venues.common import Instrument, base_asset
 from storage import market_data, open_database
 
 INGEST_TARGET = 150_000  # events/s on one core
 RSS_TARGET_MB = 150.0
 WINDOW_TARGET_MS = 5.0
 
-VENUES = (binance.NAME, bybit.NAME, okx.NAME)
-# Share of frames per venue: Bybit's feed is the only complete one, Binance and OKX throttle.
-VENUE_WEIGHTS = (0.3, 0.4, 0.3)
+VENUES = (binance.NAME, bybit.NAME, okx.NAME, gate.NAME, bitget.NAME, deribit.NAME)
+# Share of frames per venue (Hyperliquid has no liquidation stream): Bybit's feed is complete,
+# Binance and OKX throttle; Gate, Bitget and Deribit are smaller venues.
+VENUE_WEIGHTS = (0.25, 0.3, 0.2, 0.1, 0.08, 0.07)
 POSITIONS = ("long", "short")
 _MAJORS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "SUI", "LINK", "AVAX")
 _SMALL_PRICED = ("PEPE", "SHIB", "BONK", "FLOKI", "SATS", "RATS", "CAT", "LUNC")
@@ -84,12 +85,26 @@ def make_coins(count: int, rng: random.Random) -> list[Coin]:
     return coins
 
 
-def okx_contracts(coins: Sequence[Coin]) -> dict[str, okx.Contract]:
-    """Linear USDT swaps for every coin, plus inverse USD swaps for the ten majors."""
+@dataclass(frozen=True, slots=True)
+class Markets:
+    """What the parsers need to value frames: OKX contracts, Gate multipliers, Bitget's pairs."""
+
+    okx: dict[str, okx.Contract]
+    gate: dict[str, gate.Contract]
+    bitget: dict[str, Instrument]
+
+
+def markets(coins: Sequence[Coin]) -> Markets:
+    """OKX: linear USDT swaps for every coin, plus inverse USD swaps for the ten majors; Gate and
+    Bitget: a USDT perpetual for every coin (Gate's multiplier is the coin's ct_val)."""
     contracts = {f"{c.base}-USDT-SWAP": okx.Contract(c.ct_val, inverse=False) for c in coins}
     for coin in coins[: len(_MAJORS)]:
         contracts[f"{coin.base}-USD-SWAP"] = okx.Contract(100.0, inverse=True)
-    return contracts
+    return Markets(
+        contracts,
+        {f"{c.base}_USDT": gate.Contract(c.ct_val) for c in coins},
+        {f"{c.base}USDT": Instrument(f"{c.base}USDT", base_asset(c.base), "USDT") for c in coins},
+    )
 
 
 def _num(value: float) -> str:
@@ -116,8 +131,8 @@ class FrameMaker:
     def frames(self, events: int) -> Iterator[tuple[Frame, int]]:
         """Frames carrying at least `events` events in all; each with its event count."""
         random_ = self.rng.random
-        binance_share = VENUE_WEIGHTS[0]
-        bybit_share = VENUE_WEIGHTS[0] + VENUE_WEIGHTS[1]
+        shares = list(itertools.accumulate(VENUE_WEIGHTS))
+        binance_share, bybit_share, okx_share, gate_share, bitget_share = shares[:5]
         emitted = 0
         while emitted < events:
             # Draw coins in blocks: one `choices` call is much cheaper than many.
@@ -132,10 +147,25 @@ class FrameMaker:
                     count = 1 + int(random_() * 3)
                     if draw < bybit_share:
                         venue, text = 1, self._bybit(coin, recv_ts, count)
-                    else:
+                    elif draw < okx_share:
                         venue, text = 2, self._okx(coin, recv_ts, count)
+                    elif draw < gate_share:
+                        venue, text = 3, self._gate(coin, recv_ts, count)
+                    elif draw < bitget_share:
+                        venue, text = 4, self._bitget(coin, recv_ts, count)
+                    else:
+                        venue, text = 5, self._deribit(coin, recv_ts, count)
                 emitted += count
                 yield (venue, recv_ts, text), count
+
+    def _gate(self, coin: Coin, recv_ts: int, count: int) -> str:
+        return _gate_frame(self, coin, recv_ts, count)
+
+    def _bitget(self, coin: Coin, recv_ts: int, count: int) -> str:
+        return _bitget_frame(self, coin, recv_ts, count)
+
+    def _deribit(self, coin: Coin, recv_ts: int, count: int) -> str:
+        return _deribit_frame(self, coin, recv_ts, count)
 
     def _draw(self, count: int) -> list[Coin]:
         return self.rng.choices(self.coins, cum_weights=self._cum_weights, k=count)
@@ -203,13 +233,83 @@ class FrameMaker:
         )
 
 
-def parsers(contracts: dict[str, okx.Contract]) -> tuple[Parse, Parse, Parse]:
-    """The stream parsers exactly as `bot.sources` binds them, indexed like VENUES."""
+def _gate_frame(maker: FrameMaker, coin: Coin, recv_ts: int, count: int) -> str:
+    """One contract's liquidation orders of the period: signed sizes in contracts."""
+    orders = []
+    for _ in range(count):
+        price, qty = maker._size(coin)
+        size = max(round(qty / coin.ct_val), 1) * (-1 if maker.rng.random() < 0.5 else 1)
+        ts = recv_ts - 5 - int(maker.rng.random() * 995)
+        orders.append(
+            f'{{"price":"{_num(price)}","size":"{size}","time":{ts},"contract":"{coin.base}_USDT"}}'
+        )
+    return (
+        f'{{"channel":"futures.public_liquidates","event":"update","time":{recv_ts // 1000},'
+        f'"time_ms":{recv_ts - 2},"result":[{",".join(orders)}]}}'
+    )
+
+
+def _bitget_frame(maker: FrameMaker, coin: Coin, recv_ts: int, count: int) -> str:
+    """The sampled push: `amount` is the USDT value, `side` the position side."""
+    items = []
+    for _ in range(count):
+        price, qty = maker._size(coin)
+        side = "buy" if maker.rng.random() < 0.5 else "sell"
+        items.append(
+            f'{{"symbol":"{coin.base}USDT","side":"{side}","price":"{_num(price)}",'
+            f'"amount":"{_num(qty * price)}","ts":"{recv_ts - 3}"}}'
+        )
+    return (
+        '{"action":"update","arg":{"instType":"usdt-futures","topic":"liquidation"},'
+        f'"data":[{",".join(items)}],"ts":{recv_ts - 1}}}'
+    )
+
+
+def _deribit_frame(maker: FrameMaker, coin: Coin, recv_ts: int, count: int) -> str:
+    """Flagged trades: inverse perpetuals (USD amounts) for the majors, linear USDC ones (coin
+    amounts) for the rest."""
+    inverse = coin.base in ("BTC", "ETH")
+    name = f"{coin.base}-PERPETUAL" if inverse else f"{coin.base}_USDC-PERPETUAL"
+    rows = []
+    for _ in range(count):
+        price, qty = maker._size(coin)
+        amount = _num(qty * price if inverse else qty)
+        direction = "sell" if maker.rng.random() < 0.5 else "buy"
+        flag = "T" if maker.rng.random() < 0.5 else "M"
+        rows.append(
+            f'{{"trade_seq":1,"trade_id":"1","timestamp":{recv_ts - 4},"tick_direction":0,'
+            f'"price":{_num(price)},"mark_price":{_num(price)},"index_price":{_num(price)},'
+            f'"instrument_name":"{name}","direction":"{direction}","amount":{amount},'
+            f'"liquidation":"{flag}"}}'
+        )
+    currency = coin.base if inverse else "USDC"
+    return (
+        '{"jsonrpc":"2.0","method":"subscription","params":{"channel":'
+        f'"trades.future.{currency}.100ms","data":[{",".join(rows)}]}}}}'
+    )
+
+
+def parsers(contracts: Markets) -> tuple[Parse, ...]:
+    """The stream parsers exactly as `bot.sources` and `bot.adapters` bind them, indexed like
+    VENUES."""
 
     def parse_okx(frame: Any, recv_ts: int) -> list[Liquidation] | None:
-        return okx.parse_liquidations(frame, recv_ts, contracts)
+        return okx.parse_liquidations(frame, recv_ts, contracts.okx)
 
-    return binance.parse_liquidations, bybit.parse_liquidations, parse_okx
+    def parse_gate(frame: Any, recv_ts: int) -> list[Liquidation] | None:
+        return gate.parse_liquidations(frame, recv_ts, contracts.gate)
+
+    def parse_bitget(frame: Any, recv_ts: int) -> list[Liquidation] | None:
+        return bitget.parse_liquidations(frame, recv_ts, contracts.bitget)
+
+    return (
+        binance.parse_liquidations,
+        bybit.parse_liquidations,
+        parse_okx,
+        parse_gate,
+        parse_bitget,
+        deribit.parse_liquidations,
+    )
 
 
 # --- ingest --------------------------------------------------------------------------------
@@ -248,7 +348,7 @@ def start_bot(db: Database, now: int) -> Bot:
 
 def ingest(
     frames: Iterator[Frame] | Sequence[Frame],
-    contracts: dict[str, okx.Contract],
+    contracts: Markets,
     app: Bot,
     flush_every: int,
 ) -> IngestResult:
@@ -306,10 +406,13 @@ _BASELINE_INSERT = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _BINANCE_POSITION = {"SELL": "long", "BUY": "short"}
 _BYBIT_POSITION = {"Buy": "long", "Sell": "short"}
 _OKX_POSITION = {"sell": "long", "buy": "short"}
+_BITGET_POSITION = {"buy": "long", "sell": "short"}
+_DERIBIT_TAKER = {"sell": "long", "buy": "short"}
+_DERIBIT_MAKER = {"buy": "long", "sell": "short"}
 
 
 def ingest_baseline(
-    frames: Sequence[Frame], contracts: dict[str, okx.Contract], db_path: Path, flush_every: int
+    frames: Sequence[Frame], contracts: Markets, db_path: Path, flush_every: int
 ) -> IngestResult:
     """The floor to compare with: json.loads, the same columns as plain tuples, executemany
     into an equivalent table (same PRAGMAs and index). No dataclasses, windows or rollups."""
@@ -360,10 +463,46 @@ def ingest_baseline(
                 append(
                     (item["T"], recv_ts, "bybit", symbol, base, position, price, qty, qty * price)
                 )
+        elif venue == 3:
+            for item in frame["result"]:
+                name = item["contract"]
+                size, price = float(item["size"]), float(item["price"])
+                qty = abs(size) * contracts.gate[name].multiplier
+                position = "long" if size < 0 else "short"
+                base = base_asset(name)
+                append(
+                    (item["time"], recv_ts, "gate", name, base, position, price, qty, qty * price)
+                )
+        elif venue == 4:
+            for item in frame["data"]:
+                symbol, usd, price = item["symbol"], float(item["amount"]), float(item["price"])
+                position = _BITGET_POSITION[item["side"]]
+                base = contracts.bitget[symbol].base
+                append(
+                    (
+                        int(item["ts"]),
+                        recv_ts,
+                        "bitget",
+                        symbol,
+                        base,
+                        position,
+                        price,
+                        usd / price,
+                        usd,
+                    )
+                )
+        elif venue == 5:
+            for t in frame["params"]["data"]:
+                name, amount, price = t["instrument_name"], float(t["amount"]), float(t["price"])
+                usd, qty = (amount, amount / price) if "_" not in name else (amount * price, amount)
+                sides = _DERIBIT_TAKER if t["liquidation"] == "T" else _DERIBIT_MAKER
+                position = sides[t["direction"]]
+                base = base_asset(name)
+                append((t["timestamp"], recv_ts, "deribit", name, base, position, price, qty, usd))
         else:
             for item in frame["data"]:
                 inst_id = item["instId"]
-                contract = contracts[inst_id]
+                contract = contracts.okx[inst_id]
                 base = base_asset(inst_id)
                 for d in item["details"]:
                     size, price = float(d["sz"]) * contract.ct_val, float(d["bkPx"])
@@ -383,7 +522,7 @@ def ingest_baseline(
 def phase_ingest(args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     coins = make_coins(args.symbols, rng)
-    contracts = okx_contracts(coins)
+    contracts = markets(coins)
     start_ms = now_ms()
     generated = time.perf_counter()
     maker = FrameMaker(coins, args.feed_rate, start_ms, args.seed)
@@ -393,13 +532,13 @@ def phase_ingest(args: argparse.Namespace) -> None:
         frames.append(frame)
         total += count
     generated = time.perf_counter() - generated
-    by_venue = [0, 0, 0]
+    by_venue = [0] * len(VENUES)
     for venue, _, _ in frames:
         by_venue[venue] += 1
     span = (frames[-1][1] - start_ms) / 1000
     print(
         f"ingest: {total:,} events in {len(frames):,} frames"
-        f" (binance {by_venue[0]:,}, bybit {by_venue[1]:,}, okx {by_venue[2]:,}),"
+        f" ({', '.join(f'{name} {n:,}' for name, n in zip(VENUES, by_venue, strict=True))}),"
         f" {args.symbols:,} symbols, {span:.1f} s simulated at {args.feed_rate:,.0f} ev/s;"
         f" flush every {args.flush_every:,} events or simulated second;"
         f" generated in {generated:.1f} s"
@@ -479,7 +618,7 @@ def phase_rss(args: argparse.Namespace) -> None:
     after_imports = _rss_mb()
     rng = random.Random(args.seed)
     coins = make_coins(args.symbols, rng)
-    contracts = okx_contracts(coins)
+    contracts = markets(coins)
     start_ms = now_ms()
     maker = FrameMaker(coins, args.feed_rate, start_ms, args.seed)
     with tempfile.TemporaryDirectory(prefix="liqbot-bench-") as tmp:

@@ -14,7 +14,8 @@ neither fire nor re-arm, so the next pass skips them: a calm pass looks only at 
 assets moved.
 
 The engine keeps an `Arming` in step with its rule states: built from them, told of each firing
-once it is recorded (`disarm`), and re-arming through `rearm`.
+once it is recorded (`disarm`), re-arming through `rearm` (which only plans: `apply` once the
+new states are committed), and told of the groups a settings change rebuilt (`regroup`).
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ import math
 from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
+from bot.rulebook import Group, Ladder, RuleBook, StateKey
+from bot.snapshot import Snapshot
 from storage.alerts import RuleState
-
-if TYPE_CHECKING:
-    from bot.rules import Group, Ladder, RuleBook, Snapshot, StateKey
 
 LEVEL_RULES = ("window", "spike", "funding", "oi")  # rules with a level to fall back from
 LIQUIDATION_RULES = ("window", "spike")
-ContextKey = tuple["Group", str]  # group, asset (one dict of contexts per rule)
-Fired = tuple[str, "Group", str, int]  # rule, group, asset, position in the group's ladder
+ContextKey = tuple[Group, str]  # group, asset (one dict of contexts per rule)
+Fired = tuple[str, Group, str, int]  # rule, group, asset, position in the group's ladder
 
 
 class Context:
@@ -66,13 +65,18 @@ class Context:
             self.live = [p for p in self.live if p not in gone]
         self._set_level()
 
-    def rearm(self, value: float) -> list[int]:
-        """The disarmed positions that re-arm at `value`, moved back among the live ones."""
+    def rearming(self, value: float) -> list[int]:
+        """The disarmed positions that re-arm at `value` (nothing changes here)."""
         if not value < self.level:
             return []  # the usual case: even the highest threshold holds
-        start = bisect_left(self.disarmed, self.ladder.rearm_from(value))
-        moved = self.disarmed[start:]
-        del self.disarmed[start:]
+        return self.disarmed[bisect_left(self.disarmed, self.ladder.rearm_from(value)) :]
+
+    def rearm(self, value: float) -> list[int]:
+        """The disarmed positions that re-arm at `value`, moved back among the live ones."""
+        moved = self.rearming(value)
+        if not moved:
+            return moved
+        del self.disarmed[len(self.disarmed) - len(moved) :]
         self.live = sorted(self.live + moved)
         self._set_level()
         return moved
@@ -113,9 +117,20 @@ class Settled:
     waiting: set[int]
 
 
+@dataclass(slots=True)
+class Rearming:
+    """What a pass's re-arming would change: the rule states, and the contexts to update once
+    those states are committed (`Arming.apply`)."""
+
+    states: dict[StateKey, RuleState] = field(default_factory=dict)
+    moves: list[tuple[str, Group, str, float]] = field(default_factory=list)  # rule, group,
+    # asset, value
+
+
 class Arming:
     """The disarmed rules of every (group, rule, asset), built from the rule states; the caller
-    then reports each recorded firing (`disarm`) and applies what `rearm` returns."""
+    then reports each recorded firing (`disarm`), applies what `rearm` plans once its states are
+    committed (`apply`), and reports groups rebuilt by a settings change (`regroup`)."""
 
     def __init__(self, book: RuleBook, states: Mapping[StateKey, RuleState]) -> None:
         self.book = book
@@ -126,37 +141,79 @@ class Arming:
             "funding": {},
             "oi": {},
         }
+        self._of_group: defaultdict[Group, set[tuple[str, str]]] = defaultdict(set)
+        # chat key -> its disarmed (rule, asset) pairs, rules switched off included: what a
+        # rebuilt group's contexts are made from.
+        self._disarmed: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
         self.settled: Settled | None = None  # the last recorded pass
         self._due: tuple[Snapshot, set[int] | None] | None = None
-        positions: dict[Ladder, dict[int, int]] = {}  # ladder -> id(sub) -> position
-        found: list[Fired] = []
         for (chat, rule, asset), state in states.items():
-            sub = book.by_key.get(chat)
-            if state.armed or sub is None or rule not in LEVEL_RULES:
-                continue
-            group = book.by_group[sub.thresholds.window, sub.watch]
-            ladder = group.ladders[rule]
-            where = positions.get(ladder)
-            if where is None:
-                where = positions[ladder] = {id(s): i for i, s in enumerate(ladder.subs)}
-            position = where.get(id(sub))
-            if position is not None:  # else the rule is off for this chat
-                found.append((rule, group, asset, position))
-        self.disarm(found)
+            if not state.armed and rule in LEVEL_RULES:
+                self._disarmed[chat].add((rule, asset))
+        for group in book.groups:
+            self._add_contexts(group)
+
+    def _add_contexts(self, group: Group) -> None:
+        """The group's contexts, from its chats' disarmed rules."""
+        disarmed = self._disarmed
+        by_context: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+        where: dict[str, dict[int, int]] = {}  # rule -> id(sub) -> position in its ladder
+        for sub in group.members:
+            pairs = disarmed.get(sub.key)
+            if pairs:
+                for rule, asset in pairs:
+                    positions = where.get(rule)
+                    if positions is None:
+                        subs = group.ladders[rule].subs
+                        positions = where[rule] = {id(s): p for p, s in enumerate(subs)}
+                    position = positions.get(id(sub))
+                    if position is not None:  # else the rule is off for this chat
+                        by_context[rule, asset].append(position)
+        for (rule, asset), found in by_context.items():
+            self._context(rule, group, asset).disarm(sorted(found))
+
+    def regroup(self, changes: Iterable[tuple[Group | None, Group]]) -> None:
+        """A settings change replaced these groups (old None: a new one); the new ones are
+        looked at by the next pass."""
+        for old, new in changes:
+            if old is not None:
+                for rule, asset in self._of_group.pop(old, ()):
+                    self._drop(rule, old, asset)
+            self._add_contexts(new)
+            if self.settled is not None:
+                self.settled.waiting.add(new.index)
+        self._due = None
+
+    def _drop(self, rule: str, group: Group, asset: str) -> None:
+        del self.contexts[rule][group, asset]
+        if rule in self._by_value:
+            value_key = (group.window if rule == "oi" else "", asset)
+            members = self._by_value[rule][value_key]
+            del members[group, asset]
+            if not members:
+                del self._by_value[rule][value_key]
 
     def disarm(self, fired: Iterable[Fired]) -> None:
         by_context: defaultdict[tuple[str, Group, str], list[int]] = defaultdict(list)
         for rule, group, asset, position in fired:
             by_context[rule, group, asset].append(position)
         for (rule, group, asset), positions in by_context.items():
-            contexts = self.contexts[rule]
-            context = contexts.get((group, asset))
-            if context is None:
-                context = contexts[group, asset] = Context(group.ladders[rule])
-                if rule in self._by_value:
-                    key = (group.window if rule == "oi" else "", asset)
-                    self._by_value[rule].setdefault(key, {})[group, asset] = context
+            context = self._context(rule, group, asset)
             context.disarm(positions)
+            subs = context.ladder.subs
+            for position in positions:
+                self._disarmed[subs[position].key].add((rule, asset))
+
+    def _context(self, rule: str, group: Group, asset: str) -> Context:
+        contexts = self.contexts[rule]
+        context = contexts.get((group, asset))
+        if context is None:
+            context = contexts[group, asset] = Context(group.ladders[rule])
+            self._of_group[group].add((rule, asset))
+            if rule in self._by_value:
+                key = (group.window if rule == "oi" else "", asset)
+                self._by_value[rule].setdefault(key, {})[group, asset] = context
+        return context
 
     def due(self, snap: Snapshot) -> set[int] | None:
         """Indexes of the groups whose liquidation rules this pass must look at (None: all):
@@ -182,10 +239,10 @@ class Arming:
 
     def rearm(
         self, snap: Snapshot, states: Mapping[StateKey, RuleState], include_market_data: bool
-    ) -> dict[StateKey, RuleState]:
-        """States to change: disarmed rules whose value fell below HYSTERESIS x the threshold.
-        They are live again here at once; the caller applies the states."""
-        changed: dict[StateKey, RuleState] = {}
+    ) -> Rearming:
+        """Plan the re-arming of disarmed rules whose value fell below HYSTERESIS x the
+        threshold; nothing changes until `apply`."""
+        plan = Rearming()
         due = self.due(snap)
         for rule in LIQUIDATION_RULES:
             value_of = VALUE_OF[rule]
@@ -196,7 +253,7 @@ class Arming:
                 value = value_of(snap, group.window, group.watch, asset)
                 if value < context.level:  # else even the highest disarmed threshold holds
                     rearming.append((group, asset, context, value))
-            self._rearm(rule, rearming, states, changed)
+            self._plan(rule, rearming, states, plan)
         if include_market_data:
             for rule, by_value in self._by_value.items():
                 value_of = VALUE_OF[rule]
@@ -208,28 +265,36 @@ class Arming:
                         for (group, _), context in members.items()
                         if value < context.level
                     ]
-                self._rearm(rule, rearming, states, changed)
-        return changed
+                self._plan(rule, rearming, states, plan)
+        return plan
 
-    def _rearm(
-        self,
+    @staticmethod
+    def _plan(
         rule: str,
         rearming: list[tuple[Group, str, Context, float]],
         states: Mapping[StateKey, RuleState],
-        changed: dict[StateKey, RuleState],
+        plan: Rearming,
     ) -> None:
         for group, asset, context, value in rearming:
-            moved = context.rearm(value)
-            if not context.disarmed:
-                del self.contexts[rule][group, asset]
-                if rule in self._by_value:
-                    value_key = (group.window if rule == "oi" else "", asset)
-                    members = self._by_value[rule][value_key]
-                    del members[group, asset]
-                    if not members:
-                        del self._by_value[rule][value_key]
+            moved = context.rearming(value)
+            if not moved:
+                continue
+            plan.moves.append((rule, group, asset, value))
             for position in moved:
                 key = (context.ladder.subs[position].key, rule, asset)
                 state = states.get(key)
                 if state is not None and not state.armed:
-                    changed[key] = RuleState(True, state.last_fired_at)
+                    plan.states[key] = RuleState(True, state.last_fired_at)
+
+    def apply(self, plan: Rearming) -> None:
+        """The plan's states are committed: its rules are live again."""
+        for chat, rule, asset in plan.states:
+            self._disarmed[chat].discard((rule, asset))
+        for rule, group, asset, value in plan.moves:
+            context = self.contexts[rule].get((group, asset))
+            if context is None:
+                continue  # the group was rebuilt since, from the chats' disarmed rules
+            context.rearm(value)
+            if not context.disarmed:
+                self._of_group[group].discard((rule, asset))
+                self._drop(rule, group, asset)

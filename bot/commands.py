@@ -27,7 +27,10 @@ from bot.subscriptions import (
     set_threshold,
 )
 from bot.units import parse_duration
+from bot.venues.catalog import VENUES
 from storage import alerts
+
+VENUE_TITLES = [venue.title for venue in VENUES.values()]
 
 COMMAND_RATE = 10  # commands per person in a chat per minute
 MAX_MUTE_SECONDS = 30 * 86_400
@@ -208,7 +211,8 @@ class CommandCore:
 
     def start(self, chat: ChatRef, args: list[str]) -> Reply:
         text = (
-            "liqbot watches liquidations, funding and open interest on Binance, Bybit and OKX "
+            "liqbot watches liquidations, funding and open interest on "
+            f"{', '.join(VENUE_TITLES[:-1])} and {VENUE_TITLES[-1]} "
             'and tells this chat when they cross its thresholds, e.g. "$352M liquidated in 1h, '
             '90% longs".\n\nPick a preset to subscribe (change anything later with /set), or '
             "see /help."

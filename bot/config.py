@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from bot.subscriptions import CONFIG_KEYS, Thresholds, thresholds_from_config
 from bot.units import parse_duration
+from bot.venues.catalog import VENUES
 
 CONFIG_ENV = "LIQBOT_CONFIG"
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -28,7 +29,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 class ExchangeSettings:
     name: str
     enabled: bool
-    ws_url: str
+    ws_url: str  # "" for a venue without a stream (Hyperliquid)
     rest_url: str
     silence_timeout: float
 
@@ -110,18 +111,12 @@ class Settings:
         return [exchange for exchange in self.exchanges.values() if exchange.enabled]
 
 
+# Each venue's endpoints, from the catalog; a venue without a stream (Hyperliquid) has no ws_url.
 EXCHANGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "binance": {
-        "ws_url": "wss://fstream.binance.com/market",
-        "rest_url": "https://fapi.binance.com",
-    },
-    "bybit": {
-        "ws_url": "wss://stream.bybit.com/v5/public/linear",
-        "rest_url": "https://api.bybit.com",
-    },
-    "okx": {"ws_url": "wss://ws.okx.com:8443/ws/v5/public", "rest_url": "https://www.okx.com"},
+    venue.name: {"rest_url": venue.rest_url, "silence_timeout": venue.silence_timeout}
+    | ({"ws_url": venue.ws_url} if venue.ws_url else {})
+    for venue in VENUES.values()
 }
-DEFAULT_SILENCE_TIMEOUT = 300.0
 
 
 class ConfigError(Exception):
@@ -329,12 +324,14 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     exchanges = {}
     for name, endpoints in EXCHANGE_DEFAULTS.items():
         path = f"exchanges.{name}"
-        table = reader.table(path, {"enabled", "ws_url", "rest_url", "silence_timeout"})
+        streams = "ws_url" in endpoints
+        keys = {"enabled", "rest_url"} | ({"ws_url", "silence_timeout"} if streams else set())
+        table = reader.table(path, keys)
         exchanges[name] = ExchangeSettings(
             name=name,
             enabled=reader.value(table, path, "enabled", _boolean, True),
             ws_url=reader.value(
-                table, path, "ws_url", _url(("ws://", "wss://")), endpoints["ws_url"]
+                table, path, "ws_url", _url(("ws://", "wss://")), endpoints.get("ws_url", "")
             ),
             rest_url=reader.value(
                 table, path, "rest_url", _url(("http://", "https://")), endpoints["rest_url"]
@@ -344,7 +341,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
                 path,
                 "silence_timeout",
                 _duration("silence_timeout"),
-                DEFAULT_SILENCE_TIMEOUT,
+                endpoints["silence_timeout"],
             ),
         )
     if not any(exchange.enabled for exchange in exchanges.values()):

@@ -140,7 +140,7 @@ class Replay:
                 self.feed(self.records[index])
                 index += 1
             if (self.clock - self.start) % EVALUATE_EVERY_MS == 0:
-                self.core.engine.evaluate(self.clock)
+                await self.core.engine.evaluate(self.clock)
                 self.core.recorder.flush()
                 await worker.drain()
             ahead = (self.clock - self.start) / 1000 / speed - (loop.time() - began)

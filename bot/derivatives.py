@@ -48,6 +48,10 @@ class Derivatives:
         for bucket, base, usd in rows:
             self._snapshots.setdefault(bucket, {})[base] = usd
 
+    def open_interests(self) -> list[OpenInterest]:
+        """The latest open interest of every contract."""
+        return list(self._interest.values())
+
     def open_interest_by_base(self) -> dict[str, float]:
         if self._by_base is None:
             totals: defaultdict[str, float] = defaultdict(float)

@@ -1,30 +1,44 @@
 """The alert engine: runs the rules after each ingest batch (at most a few times a second) and on
 a timer, applies hygiene (mute, cooldown, hysteresis, quiet hours) and records every decision
-together with its outbox row in one transaction, so a restart neither loses nor repeats one."""
+together with its outbox row in one transaction, so a restart neither loses nor repeats one.
+
+The loop never waits on it for long: a pass yields between slices of groups and of outbox items,
+the transaction runs on the writer's thread, and rule states change in memory only once it has
+committed (a failed write changes nothing, and the next pass decides again). A settings change
+updates the rule index for that one chat (`subscription_changed`).
+
+Starting never floods the outbox: a chat that subscribes while one of its level rules (window,
+spike, funding, open interest) is already over its threshold, and every chat of a fresh
+deployment (no rule state recorded yet), gets that rule recorded disarmed without a message at
+the next pass: it fires at the next crossing. Whale alerts are single new events and fire.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
+import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from bot import messages
+from bot import heap, messages
 from bot.alert import Alert
-from bot.arming import Arming
+from bot.arming import LEVEL_RULES, Arming
+from bot.clock import SYSTEM, Clock
 from bot.derivatives import Derivatives
 from bot.events import Liquidation
 from bot.market import MarketState
 from bot.norms import Norms
-from bot.recorder import now_ms
-from bot.rules import Evaluation, RuleBook, Snapshot, StateKey, Trigger
+from bot.rulebook import RuleBook, StateKey
+from bot.rules import Evaluation, Trigger
+from bot.snapshot import Snapshot
 from bot.subscriptions import Subscription, is_quiet
+from bot.writer import Writer
 from storage import alerts
 from storage.alerts import HELD, PENDING, OutboxItem, RuleState
 
@@ -34,6 +48,20 @@ MIN_PASS_INTERVAL = 0.25  # seconds between passes triggered by liquidations
 FULL_PASS_INTERVAL = 10.0  # funding, open interest and re-arming are checked at least this often
 DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this long after its time
 MS_PER_MINUTE = 60_000
+SLICE_CHATS = 250  # chats whose outbox items are built between two yields to the loop
+SLICE_FIRED = 2000  # firings applied to the index between two yields
+SLICE_TRIGGERS = 5000  # triggers sorted out between two yields
+SLICE_STATES = 50_000  # committed rule states applied to memory between two yields
+BULK_STATES = 10_000  # a pass that records more rule states freezes them (see bot.heap)
+PRIMED = RuleState(False, 0)  # over its threshold when the chat arrived: disarmed, never fired
+
+
+Index = tuple[RuleBook, dict[StateKey, RuleState], Arming]  # what the engine starts from
+
+
+def _index(db: Database) -> Index:
+    book, states = RuleBook(alerts.active_subscriptions(db)), alerts.load_rule_states(db)
+    return book, states, Arming(book, states)
 
 
 class AlertEngine:
@@ -44,18 +72,37 @@ class AlertEngine:
         norms: Norms,
         derivatives: Derivatives,
         on_enqueued: Callable[[set[str]], None] = lambda platforms: None,
+        writer: Writer | None = None,
+        clock: Clock = SYSTEM,
+        index: Index | None = None,
     ) -> None:
+        """`index`: what `load_index` read and built; else it is read and built here, on the
+        caller's thread (tests, tools)."""
         self.db = db
         self.market = market
         self.norms = norms
         self.derivatives = derivatives
         self.on_enqueued = on_enqueued
-        self.book = RuleBook(alerts.active_subscriptions(db))
-        self.states = alerts.load_rule_states(db)
+        self.writer = writer if writer is not None else Writer.inline(db)
+        self.clock = clock
+        if index is None:
+            index = _index(db)
+        self.book, self._states, self.arming = index
+        # Chats whose rules already over threshold start disarmed (see the module's note).
+        self._arriving: set[str] = set() if self.states else set(self.book.by_key)
         self._whales: list[Liquidation] = []
         self._wake = asyncio.Event()
         self._market_data_changed = True
+        self._in_pass = False
+        self._changes: list[Subscription] = []  # settings changes that came during a pass
         self.decided: Counter[str] = Counter()  # alerts recorded, by rule (for metrics)
+
+    @staticmethod
+    async def load_index(writer: Writer) -> Index:
+        """Read the subscriptions and rule states on the writer's thread and index them there
+        (building 100,000 chats' index takes the loop's thread only at the GIL's switches)."""
+        with heap.bulk_build():
+            return await writer.call(_index)
 
     @property
     def states(self) -> dict[StateKey, RuleState]:
@@ -68,8 +115,23 @@ class AlertEngine:
         self.arming = Arming(self.book, states)
 
     def reload_subscriptions(self) -> None:
+        """Rebuild the rule index from storage (tools and tests; `liqbot run` uses
+        `subscription_changed`)."""
         self.book = RuleBook(alerts.active_subscriptions(self.db))
         self.arming = Arming(self.book, self.states)
+
+    def subscription_changed(self, sub: Subscription) -> None:
+        """A chat's settings were saved (inactive: its alerts stopped): update the index for
+        that chat alone. During a pass the change waits for the pass to end."""
+        if self._in_pass:
+            self._changes.append(sub)
+            return
+        if sub.active and sub.key not in self.book.by_key:
+            self._arriving.add(sub.key)
+        elif not sub.active:
+            self._arriving.discard(sub.key)
+        self.arming.regroup(self.book.update(sub))
+        self._wake.set()
 
     def on_liquidations(self, events: list[Liquidation]) -> None:
         minimum = self.book.min_whale
@@ -81,38 +143,88 @@ class AlertEngine:
         self._wake.set()
 
     async def run(self) -> None:
-        last_pass = last_full = 0.0
+        clock = self.clock
+        last_pass = last_full = -FULL_PASS_INTERVAL
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), FULL_PASS_INTERVAL)
-            if time.monotonic() - last_full >= FULL_PASS_INTERVAL:
+            await clock.wait(self._wake, FULL_PASS_INTERVAL)
+            if clock.monotonic() - last_full >= FULL_PASS_INTERVAL:
                 self._market_data_changed = True  # a full pass at least this often, busy or not
-            delay = last_pass + MIN_PASS_INTERVAL - time.monotonic()
+            delay = last_pass + MIN_PASS_INTERVAL - clock.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await clock.sleep(delay)
             self._wake.clear()
-            last_pass = time.monotonic()
+            last_pass = clock.monotonic()
             if self._market_data_changed:
                 last_full = last_pass
-            self.evaluate(now_ms())
+            try:
+                await self.evaluate(clock.now_ms())
+            except sqlite3.Error as error:
+                log.warning("alert pass not recorded (%s); deciding again next pass", error)
+                self._wake.set()
 
-    def evaluate(self, now: int) -> int:
-        """One pass over every rule; returns how many alerts were recorded."""
-        full, self._market_data_changed = self._market_data_changed, False
+    async def evaluate(self, now: int) -> int:
+        """One pass over every rule; returns how many alerts were recorded. If recording
+        fails, the engine is as before the pass (the whales seen are kept for the next)."""
+        self._in_pass = True
+        bulk = len(self._arriving) > BULK_STATES  # a fresh deployment: see bot.heap
+        try:
+            with heap.bulk_build() if bulk else contextlib.nullcontext():
+                return await self._evaluate(now)
+        finally:
+            self._in_pass = False
+            changes, self._changes = self._changes, []
+            for sub in changes:
+                self.subscription_changed(sub)
+
+    async def _evaluate(self, now: int) -> int:
+        arriving = set(self._arriving)
+        full = self._market_data_changed or bool(arriving)
+        self._market_data_changed = False
         whales, self._whales = self._whales, []
         self.market.advance(now)
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
-        rearmed = self.arming.rearm(snap, self.states, include_market_data=full)
-        self.states.update(rearmed)
-        evaluation = Evaluation(self.book, snap, self.states, self.arming)
-        self.arming.settled = None  # until this pass is recorded
-        evaluation.liquidations(whales)
-        if full:
-            evaluation.funding_and_open_interest()
-        items, fired = self._outbox_items(evaluation.triggers, now)
-        added = self._record(items, rearmed | fired, now)
-        self.arming.disarm(evaluation.fired)  # recorded: those rules are now disarmed
-        self.arming.settled = evaluation.settled
+        arming = self.arming
+        rearming = arming.rearm(snap, self.states, include_market_data=full)
+        evaluation = Evaluation(self.book, snap, self.states, arming)
+        arming.settled = None  # until this pass is recorded
+        try:
+            for _ in evaluation.liquidation_steps(whales):
+                await asyncio.sleep(0)
+            if full:
+                for _ in evaluation.funding_and_open_interest_steps():
+                    await asyncio.sleep(0)
+            triggers: list[Trigger] = []
+            fired: dict[StateKey, RuleState] = {}  # and, for arriving chats, primed
+            made = evaluation.triggers
+            for start in range(0, len(made), SLICE_TRIGGERS):
+                triggers += _set_apart(made[start : start + SLICE_TRIGGERS], arriving, fired)
+                await asyncio.sleep(0)
+            if fired:
+                log.info("%d rule(s) already over threshold on arrival: disarmed", len(fired))
+            items: list[OutboxItem] = []
+            for chunk in _by_chat_slices(triggers):
+                chunk_items, chunk_fired = self._outbox_items(chunk, now)
+                items += chunk_items
+                fired.update(chunk_fired)
+                await asyncio.sleep(0)
+            fired.update(rearming.states)  # no rule both re-arms and fires in one pass
+            added = await self._record(items, fired, now)
+        except BaseException:
+            self._whales = whales + self._whales
+            self._market_data_changed |= full
+            raise
+        # Committed: now the rules' states change in memory.
+        if self.arming is arming:
+            arming.apply(rearming)
+            for start in range(0, len(evaluation.fired), SLICE_FIRED):
+                arming.disarm(evaluation.fired[start : start + SLICE_FIRED])
+                await asyncio.sleep(0)
+            arming.settled = evaluation.settled
+        else:  # the index was rebuilt during the pass: rebuild from the states
+            self.arming = Arming(self.book, self.states)
+        self._arriving -= arriving
+        if len(fired) > BULK_STATES:
+            heap.freeze()  # a fresh deployment's states: long-lived, out of the collector's way
         return added
 
     def _outbox_items(
@@ -157,27 +269,41 @@ class AlertEngine:
         status = HELD if is_quiet(sub, now) else PENDING
         return OutboxItem(key, sub.platform, sub.chat_id, rule, asset, side, message, status)
 
-    def _record(
+    async def _record(
         self,
         items: list[OutboxItem],
         states: dict[StateKey, RuleState],
         now: int,
         merged_ids: Iterable[int] = (),
     ) -> int:
+        """Record the items and states in one transaction on the writer; then, committed, the
+        states change in memory."""
         if not items and not states:
             return 0
-        with self.db.atomic():
-            added = alerts.enqueue(self.db, items, now)
-            alerts.save_rule_states(self.db, states)
-            alerts.mark_merged(self.db, merged_ids, now)
-        self.states.update(states)
+        merged = list(merged_ids)
+
+        def write(db: Database) -> int:
+            with db.atomic():
+                added = alerts.enqueue(db, items, now)
+                alerts.save_rule_states(db, states)
+                alerts.mark_merged(db, merged, now)
+            return added
+
+        added = await self.writer.call(write)
+        if len(states) <= SLICE_STATES:
+            self._states.update(states)
+        else:  # a fresh deployment's hundreds of thousands
+            pairs = list(states.items())
+            for start in range(0, len(pairs), SLICE_STATES):
+                self._states.update(pairs[start : start + SLICE_STATES])
+                await asyncio.sleep(0)
         self.decided.update(item.rule for item in items)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})
         return added
 
-    def scheduled(self, now: int) -> int:
+    async def scheduled(self, now: int) -> int:
         """Digests that are due and summaries of alerts held back by quiet hours that ended.
         Keys carry the local date or hour, so a repeated call sends nothing twice."""
         items: list[OutboxItem] = []
@@ -186,7 +312,9 @@ class AlertEngine:
         funding = self.derivatives.extreme_funding_by_base()
         interest = self.derivatives.open_interest_by_base()
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
-        for sub in self.book.by_key.values():
+        for number, sub in enumerate(list(self.book.by_key.values())):
+            if number % SLICE_CHATS == SLICE_CHATS - 1:
+                await asyncio.sleep(0)  # 100,000 chats' local times: in slices
             muted = sub.mute_until is not None and now < sub.mute_until
             due = None if muted else self._due_digest(sub, now)
             if due is not None:
@@ -202,7 +330,7 @@ class AlertEngine:
             key = f"{platform}:{chat_id}|quiet|{rows[0].id}"
             items.append(OutboxItem(key, platform, chat_id, "quiet", "*", None, (summary,)))
             merged += [row.id for row in rows]
-        return self._record(items, {}, now, merged)
+        return await self._record(items, {}, now, merged)
 
     @staticmethod
     def _due_digest(sub: Subscription, now: int) -> tuple[str, str, tuple[str, ...]] | None:
@@ -222,3 +350,29 @@ class AlertEngine:
         if local - due >= timedelta(minutes=DIGEST_GRACE_MINUTES):
             return None
         return f"{sub.key}|digest|{due:%Y-%m-%d}", "Daily digest", ("24h", "1h")
+
+
+def _set_apart(
+    triggers: list[Trigger], arriving: set[str], primed: dict[StateKey, RuleState]
+) -> list[Trigger]:
+    """The triggers to send; the level rules of arriving chats go to `primed` instead, to be
+    recorded disarmed."""
+    if not arriving:
+        return triggers
+    kept = []
+    for trigger in triggers:
+        if trigger.sub.key in arriving and trigger.rule in LEVEL_RULES:
+            primed[trigger.sub.key, trigger.rule, trigger.asset] = PRIMED
+        else:
+            kept.append(trigger)
+    return kept
+
+
+def _by_chat_slices(triggers: list[Trigger]) -> Iterator[list[Trigger]]:
+    """The triggers in slices of SLICE_CHATS chats (a chat's triggers stay together)."""
+    by_chat: defaultdict[str, list[Trigger]] = defaultdict(list)
+    for trigger in triggers:
+        by_chat[trigger.sub.key].append(trigger)
+    chats = list(by_chat.values())
+    for start in range(0, len(chats), SLICE_CHATS):
+        yield [trigger for chat in chats[start : start + SLICE_CHATS] for trigger in chat]

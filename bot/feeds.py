@@ -53,6 +53,9 @@ class StreamSpec:
     # A connection with no topics to subscribe waits for some instead of connecting (a Bybit
     # shard before new listings reach it).
     idle_without_topics: bool = False
+    # A frame that proves the feed alive though it carries no liquidation (Deribit's ordinary
+    # trades: its liquidations are rare flags on them). Without it only liquidations count.
+    is_feed: Callable[[Any], bool] | None = None
     ping_frame: str | None = None
     ping_interval: float | None = None  # send ping_frame this often (Bybit)
     ping_when_idle: float | None = None  # send ping_frame after this long without input (OKX)
@@ -89,6 +92,7 @@ class Collector:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._parse_error_logged = False
         self._topics_added = asyncio.Event()
+        self._replies: list[str] = []  # control frames asked for an answer (heartbeats)
         self.health_changed = asyncio.Event()  # set on every update of `health`; for waiters
 
     def current_health(self) -> SourceHealth:
@@ -160,6 +164,7 @@ class Collector:
         self.health_changed.set()
 
     def _on_disconnect(self) -> None:
+        self._replies.clear()
         if self.health.connected:
             self.health.connected = False
             self._gap_since = now_ms()
@@ -224,6 +229,8 @@ class Collector:
                 last_input = now
                 if self._handle_text(message.data):
                     last_data = now
+                while self._replies:
+                    await ws.send_str(self._replies.pop(0))
                 if spec.tally.unknown and spec.reload is not None:
                     await spec.reload()  # a push named instruments newer than the list
             if now - last_data >= self.silence_timeout:
@@ -238,8 +245,9 @@ class Collector:
                 last_ping = now
 
     def _handle_text(self, text: str) -> bool:
-        """Count and parse one frame; True when it carried liquidations. Raises VenueNotice when
-        the venue announces a cut."""
+        """Count and parse one frame; True when it carried liquidations (or, with `is_feed`, other
+        feed data). Queues the replies a control frame asks for; raises VenueNotice when the
+        venue announces a cut."""
         health = self.health
         spec = self.spec
         received = now_ms()
@@ -268,7 +276,7 @@ class Collector:
         if not events:
             if spec.control is not None and isinstance(frame, dict):
                 self._on_control(spec.control(frame))
-            return False
+            return spec.is_feed is not None and spec.is_feed(frame)
         self.on_events(events)
         return True
 
@@ -293,6 +301,7 @@ class Collector:
                 len(control.refused),
                 ", ".join(control.refused),
             )
+        self._replies += control.reply
         if control.reconnect:
             raise VenueNotice(control.reconnect)
 

@@ -15,6 +15,7 @@ import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlite_utils import Database
 
+from bot import heap
 from bot.chart_data import MarketHistory
 from bot.chart_service import ChartService
 from bot.commands import CommandCore
@@ -27,8 +28,8 @@ from bot.operations import Operations
 from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
-from bot.sources import BinanceSource, BybitSource, OkxSource, Source
-from bot.status import build_status
+from bot.sources import SOURCE_TYPES, Source
+from bot.status import LiveStatus
 from bot.supervisor import Fatal, Supervisor
 from bot.venues.common import MALFORMED
 from bot.writer import Writer
@@ -39,11 +40,6 @@ from storage import market_data, open_database
 
 log = logging.getLogger(__name__)
 
-SOURCE_TYPES: dict[str, type[BinanceSource] | type[BybitSource] | type[OkxSource]] = {
-    "binance": BinanceSource,
-    "bybit": BybitSource,
-    "okx": OkxSource,
-}
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=None)
 CLOCK_TICK = 1.0
 PRUNE_INTERVAL = 3600.0
@@ -89,6 +85,7 @@ class App:
             health=lambda: merge_health(c.current_health() for c in self.collectors),
             outbox_max_age=settings.outbox.max_age,
         )
+        self.live_status = LiveStatus(self.db, settings, self.core.market, self.core.derivatives)
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
         chat_platforms = self.telegram is not None or self.discord is not None
         self.core.subscribe_console(settings.defaults, now_ms(), active=not chat_platforms)
@@ -114,7 +111,7 @@ class App:
         return CommandCore(
             self.db,
             self.settings.defaults,
-            status=lambda: build_status(self.db, self.settings, now_ms()),
+            status=lambda: self.live_status.build(now_ms()),
             on_change=lambda: self.core.engine.reload_subscriptions(),
             chart_assets=self._assets_seen if self.settings.charts_enabled else None,
         )
@@ -126,6 +123,7 @@ class App:
             # Operator endpoints and the runtime row, under the supervisor.
             supervisor = Supervisor()
             writer = await self._writer()
+            self.core.engine.writer = writer  # alerts are recorded on the writer's thread
             operations = Operations(
                 self.settings.metrics,
                 supervisor,
@@ -148,6 +146,7 @@ class App:
                 for i, collector in enumerate(self.collectors)
             ]
             scheduler.start()
+            heap.freeze()  # start-up's objects live on: out of the collector's sight
             log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
             fatal = asyncio.ensure_future(supervisor.wait_fatal())
             stopping = asyncio.ensure_future(stop.wait())
@@ -281,7 +280,7 @@ class App:
         self.market.advance(now_ms())
 
     async def _scheduled_alerts(self) -> None:
-        self.core.engine.scheduled(now_ms())
+        await self.core.engine.scheduled(now_ms())
 
     async def _prune(self) -> None:
         storage = self.settings.storage

@@ -11,8 +11,9 @@ from bot.derivatives import OpenInterestMove
 from bot.events import FundingRate, Liquidation
 from bot.formatting import format_number, format_percent, format_price, format_rate, format_usd
 from bot.norms import NORM_DAYS, Norm
+from bot.venues.catalog import VENUES
 
-VENUE_NAMES = {"binance": "Binance", "bybit": "Bybit", "okx": "OKX"}
+VENUE_NAMES = {name: venue.title for name, venue in VENUES.items()}
 AVERAGE_NAMES = {
     "5m": "5-minute",
     "15m": "15-minute",

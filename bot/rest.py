@@ -1,4 +1,4 @@
-"""REST GETs to the venues with their rate limits honoured.
+"""REST calls to the venues with their rate limits honoured.
 
 A venue that answers 429 or 418 (Binance's ban), 403 (Bybit's and Binance's firewall) or OKX's
 error code 50011 is left alone until its Retry-After (or a default pause) has passed; calls in
@@ -47,17 +47,26 @@ class RestClient:
         return max(0.0, self._paused_until - time.monotonic())
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        return await self._request("GET", path, params=params)
+
+    async def post(self, path: str, body: Any) -> Any:
+        """POST a JSON body (Hyperliquid's /info takes its queries so)."""
+        return await self._request("POST", path, body=body)
+
+    async def _request(
+        self, method: str, path: str, params: Mapping[str, str] | None = None, body: Any = None
+    ) -> Any:
         if self.paused_for:
             raise RateLimited(self.venue, self.paused_for)
         try:
-            async with self.session.get(
-                self.base_url + path, params=params, timeout=REQUEST_TIMEOUT
+            async with self.session.request(
+                method, self.base_url + path, params=params, json=body, timeout=REQUEST_TIMEOUT
             ) as response:
                 status, headers = response.status, response.headers
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise RestError(
-                f"{self.venue}: GET {path} failed: {type(error).__name__}: {error}"
+                f"{self.venue}: {method} {path} failed: {type(error).__name__}: {error}"
             ) from None
         self.last_headers = headers
         if status in DEFAULT_PAUSE:
@@ -67,11 +76,13 @@ class RestClient:
                 OKX_DEFAULT_PAUSE if okx_limit else DEFAULT_PAUSE[status],
             )
         if status >= 400:
-            raise RestError(f"{self.venue}: GET {path} answered {status}: {text[:200]}")
+            raise RestError(f"{self.venue}: {method} {path} answered {status}: {text[:200]}")
         try:
             payload = json.loads(text)
         except ValueError:
-            raise RestError(f"{self.venue}: GET {path} answered non-JSON: {text[:200]}") from None
+            raise RestError(
+                f"{self.venue}: {method} {path} answered non-JSON: {text[:200]}"
+            ) from None
         if isinstance(payload, dict) and payload.get("code") == OKX_RATE_LIMIT_CODE:
             raise self._pause(headers.get("Retry-After"), OKX_DEFAULT_PAUSE)
         return payload

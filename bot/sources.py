@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from bot.adapters.bitget import BitgetSource
+from bot.adapters.deribit import DeribitSource
+from bot.adapters.gate import GateSource
+from bot.adapters.hyperliquid import HyperliquidSource
 from bot.events import FundingRate, Liquidation, OpenInterest
 from bot.feeds import StreamSpec
 from bot.recorder import now_ms
@@ -293,3 +298,15 @@ class OkxSource:
         await self._ensure_instruments()
         data = await self.rest.get("/api/v5/public/open-interest", {"instType": "SWAP"})
         return okx.parse_open_interest(okx.unwrap(data), self.contracts)
+
+
+# Every venue's source class, by its config name (bot/venues/catalog.py lists the venues).
+SOURCE_TYPES: dict[str, Callable[[RestClient, str], Source]] = {
+    "binance": BinanceSource,
+    "bybit": BybitSource,
+    "okx": OkxSource,
+    "gate": GateSource,
+    "bitget": BitgetSource,
+    "deribit": DeribitSource,
+    "hyperliquid": HyperliquidSource,
+}

@@ -1,5 +1,7 @@
-"""`liqbot status`: a summary built from the database that `liqbot run` writes, so it works from
-a second process while the bot runs."""
+"""Status: liquidation totals, funding, open interest and source health. `liqbot status` builds it
+from the database that `liqbot run` writes, so it works from a second process while the bot runs
+(`build_status`); a chat's /status inside `liqbot run` reads the market the bot holds in memory
+(`build_live_status`: no rebuild from SQL on the event loop)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,17 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.config import Settings
+from bot.derivatives import Derivatives
 from bot.formatting import format_percent, format_rate, format_usd, iso_utc
 from bot.market import HISTORY_MINUTES, MarketState, WindowTotals
+from bot.venues.catalog import VENUES, title
 from storage import market_data, runtime
 
 STATUS_WINDOWS = ("5m", "1h", "4h", "24h")
 # Health rows are rewritten every second by `run`; older ones mean `run` is not running.
 HEALTH_STALE_MS = 15_000
 GAPS_SINCE_MS = 24 * 3_600_000
-THROTTLED_NOTE = (
-    "Binance and OKX throttle their liquidation feeds (Binance sends at most one liquidation per "
-    "symbol per second; OKX says its feed does not represent the total), so totals are lower "
-    "bounds. Bybit's feed is complete."
-)
+LIVE_STATUS_MS = 1_000  # a chat's /status is at most this old
 
 
 def _window_json(totals: WindowTotals, venues: list[str]) -> dict[str, Any]:
@@ -35,6 +35,39 @@ def _window_json(totals: WindowTotals, venues: list[str]) -> dict[str, Any]:
         "by_exchange": by_exchange,
         "by_symbol": totals.by_base,
     }
+
+
+def _feed(venue: str) -> str:
+    known = VENUES.get(venue)
+    return known.feed if known else "complete"
+
+
+def coverage(venues: list[str]) -> dict[str, list[str]]:
+    """Which enabled venues each figure covers: liquidation totals come from the venues with a
+    feed, and the `sampled` ones only send part of theirs, so totals are lower bounds."""
+    return {
+        "liquidations": [v for v in venues if _feed(v) != "none"],
+        "sampled": [v for v in venues if _feed(v) == "sampled"],
+        "funding": list(venues),
+        "open_interest": list(venues),
+    }
+
+
+def _names(venues: list[str]) -> str:
+    return ", ".join(title(v) for v in venues) or "none"
+
+
+def coverage_lines(covered: dict[str, list[str]]) -> list[str]:
+    """The human form of `coverage`, for the CLI and chats' /status."""
+    lines = ["Coverage:", f"  Liquidation totals: {_names(covered['liquidations'])}"]
+    if covered["sampled"]:
+        notes = "; ".join(
+            f"{title(v)}: {VENUES[v].feed_note}" if v in VENUES else title(v)
+            for v in covered["sampled"]
+        )
+        lines.append(f"  Sampled, so totals are lower bounds: {notes}")
+    lines.append(f"  Funding and open interest: {_names(covered['funding'])}")
+    return lines
 
 
 def _merged_gaps(rows: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
@@ -54,8 +87,90 @@ def _merged_gaps(rows: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
 
 
 def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
+    """The status from the database alone (another process than `liqbot run`)."""
     market = MarketState(now)
     market.load_rollups(market_data.read_rollups(db, market.minute - HISTORY_MINUTES))
+    return _status(
+        db,
+        settings,
+        market,
+        [
+            {
+                key: row[key]
+                for key in ("symbol", "base", "rate", "interval_hours", "rate_8h", "apr")
+            }
+            | {"exchange": row["venue"]}
+            for row in market_data.read_funding(db)
+        ],
+        [
+            {
+                "exchange": row["venue"],
+                "symbol": row["symbol"],
+                "base": row["base"],
+                "usd": row["usd"],
+            }
+            for row in market_data.read_open_interest(db)
+        ],
+        now,
+    )
+
+
+def build_live_status(
+    db: Database, settings: Settings, market: MarketState, derivatives: Derivatives, now: int
+) -> dict[str, Any]:
+    """The same status inside `liqbot run`, from the market state it holds in memory (only
+    the few source health and gap rows are read from the database)."""
+    rates = sorted(derivatives.funding.values(), key=lambda r: (-abs(r.rate_8h), r.venue, r.symbol))
+    interests = sorted(derivatives.open_interests(), key=lambda i: (-i.usd, i.venue, i.symbol))
+    return _status(
+        db,
+        settings,
+        market,
+        [
+            {
+                "symbol": r.symbol,
+                "base": r.base,
+                "rate": r.rate,
+                "interval_hours": r.interval_hours,
+                "rate_8h": r.rate_8h,
+                "apr": r.apr,
+                "exchange": r.venue,
+            }
+            for r in rates
+        ],
+        [
+            {"exchange": i.venue, "symbol": i.symbol, "base": i.base, "usd": i.usd}
+            for i in interests
+        ],
+        now,
+    )
+
+
+class LiveStatus:
+    """`build_live_status` for chats, built at most once a second: a burst of /status costs
+    one build, not one each."""
+
+    def __init__(
+        self, db: Database, settings: Settings, market: MarketState, derivatives: Derivatives
+    ) -> None:
+        self._args = (db, settings, market, derivatives)
+        self._built: tuple[int, dict[str, Any]] | None = None
+
+    def build(self, now: int) -> dict[str, Any]:
+        second = now // LIVE_STATUS_MS
+        if self._built is None or self._built[0] != second:
+            self._built = (second, build_live_status(*self._args, now))
+        return self._built[1]
+
+
+def _status(
+    db: Database,
+    settings: Settings,
+    market: MarketState,
+    funding: list[dict[str, Any]],
+    open_interest: list[dict[str, Any]],
+    now: int,
+) -> dict[str, Any]:
     venues = [exchange.name for exchange in settings.enabled_exchanges]
     gaps: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for venue, start, end in _merged_gaps(market_data.read_gaps(db, now - GAPS_SINCE_MS)):
@@ -74,6 +189,7 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
             "messages": row.get("messages", 0),
             "parse_errors": row.get("parse_errors", 0),
             "gaps": gaps.get(venue, []),
+            "liquidation_feed": _feed(venue),
             "ignored": row.get("ignored") or 0,
             "symbols": row.get("symbols") or 0,
             "refused_subscriptions": row.get("refused") or 0,
@@ -81,26 +197,14 @@ def build_status(db: Database, settings: Settings, now: int) -> dict[str, Any]:
             "last_error": row.get("last_error") if fresh else None,
             "next_attempt_at": iso_utc(row.get("next_attempt_at")) if fresh else None,
         }
+    covered = coverage(venues)
+    feeds = covered["liquidations"]
     return {
         "generated_at": iso_utc(now),
-        "liquidations": {w: _window_json(market.totals(w), venues) for w in STATUS_WINDOWS},
-        "funding": [
-            {
-                key: row[key]
-                for key in ("symbol", "base", "rate", "interval_hours", "rate_8h", "apr")
-            }
-            | {"exchange": row["venue"]}
-            for row in market_data.read_funding(db)
-        ],
-        "open_interest": [
-            {
-                "exchange": row["venue"],
-                "symbol": row["symbol"],
-                "base": row["base"],
-                "usd": row["usd"],
-            }
-            for row in market_data.read_open_interest(db)
-        ],
+        "coverage": covered,
+        "liquidations": {w: _window_json(market.totals(w), feeds) for w in STATUS_WINDOWS},
+        "funding": funding,
+        "open_interest": open_interest,
         "sources": sources,
         "runtime": runtime_json(db, now),
     }
@@ -210,6 +314,9 @@ def render_status(
         ]
     lines += ["", "Sources:"]
     for venue, source in status["sources"].items():
+        if source.get("liquidation_feed") == "none":
+            lines.append(f"  {venue:<8} no liquidation feed: funding and open interest by REST")
+            continue
         state = "connected" if source["connected"] else "DISCONNECTED"
         lines.append(
             f"  {venue:<8} {state}, {source['symbols']} symbols, "
@@ -226,5 +333,6 @@ def render_status(
                 f"           retrying since {source['retrying_since']}: {source['last_error']};"
                 f" next attempt {source['next_attempt_at']}"
             )
-    lines += ["", f"Note: {THROTTLED_NOTE}"]
+    if "coverage" in status:
+        lines += ["", *coverage_lines(status["coverage"])]
     return "\n".join(lines)

@@ -148,14 +148,14 @@ class Bot:
     async def step(self, now: int) -> dict[str, list[str]]:
         """One engine pass at `now`, then delivery."""
         self.clock.now = now
-        self.engine.evaluate(now)
+        await self.engine.evaluate(now)
         return await self.deliver()
 
     async def schedule(self, now: int) -> dict[str, list[str]]:
         """The clock tick and the scheduled-alerts job of `liqbot run` at `now`, then delivery."""
         self.clock.now = now
         self.core.market.advance(now)
-        self.engine.scheduled(now)
+        await self.engine.scheduled(now)
         return await self.deliver()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.config import CollectorSettings, ExchangeSettings
 from bot.events import Gap, Liquidation
+from bot.venues.catalog import VENUES
 from tests.fakes import FakeBinance, FakeBybit, FakeOkx
 
 FAST = CollectorSettings(reconnect_min=0.01, reconnect_max=0.05)
@@ -62,6 +63,11 @@ async def started_fakes() -> AsyncIterator[Fakes]:
         yield binance, bybit, okx
 
 
+def venues_off(names: set[str]) -> list[str]:
+    """Config tables disabling `names` (venues a test has no fake for: no real network)."""
+    return [f"[exchanges.{name}]\nenabled = false\n" for name in sorted(names)]
+
+
 def write_config(tmp_path: Path, fakes: Fakes, base_urls: tuple[str, str] | None = None) -> Path:
     binance, bybit, okx = fakes
     ws = {"binance": "/market", "bybit": "/v5/public/linear", "okx": "/ws/v5/public"}
@@ -72,6 +78,7 @@ def write_config(tmp_path: Path, fakes: Fakes, base_urls: tuple[str, str] | None
     for name, fake in (("binance", binance), ("bybit", bybit), ("okx", okx)):
         http, wsbase = base_urls or (fake.base_url, fake.ws_base)
         lines.append(f'[exchanges.{name}]\nws_url = "{wsbase}{ws[name]}"\nrest_url = "{http}"\n')
+    lines += venues_off(set(VENUES) - set(ws))
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines))
     return path

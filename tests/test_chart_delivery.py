@@ -102,14 +102,15 @@ async def test_the_engines_window_alert_and_digest_arrive_as_photos(
         alerts.save_subscription(bot.app.db, sub, now_ms())
         bot.app.core.engine.reload_subscriptions()
         feed(bot.app)
-        assert bot.app.core.engine.evaluate(now_ms()) == 1
+        assert await bot.app.core.engine.evaluate(now_ms()) == 1
         await bot.deliveries.wait_for(1)
 
         (photo,) = fake.sent
         assert photo.method == "sendPhoto" and photo.photo == "upload:chart.png"
         assert photo.text.startswith("$4.4M liquidated in 1h, 91% longs\n")
-        top_of_hour = now_ms() // 3_600_000 * 3_600_000 + 60_000
-        assert bot.app.core.engine.scheduled(top_of_hour) == 1  # the hourly digest
+        # The next hour's digest: one decided an hour back would be past the outbox's max age.
+        top_of_hour = (now_ms() // 3_600_000 + 1) * 3_600_000 + 60_000
+        assert await bot.app.core.engine.scheduled(top_of_hour) == 1  # the hourly digest
         await bot.deliveries.wait_for(2)
         digest = fake.sent[-1]
         assert digest.method == "sendPhoto"

@@ -82,7 +82,8 @@ PRESET_SETTINGS = {
     "everything": EVERYTHING_SETTINGS,
 }
 START_TEXT = (
-    "liqbot watches liquidations, funding and open interest on Binance, Bybit and OKX and "
+    "liqbot watches liquidations, funding and open interest on Binance, Bybit, OKX, Gate, "
+    "Bitget, Deribit and Hyperliquid and "
     'tells this chat when they cross its thresholds, e.g. "$352M liquidated in 1h, 90% longs".'
     "\n\nPick a preset to subscribe (change anything later with /set), or see /help."
 )

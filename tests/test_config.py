@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.config import ConfigError, load_settings, settings_from_dict
+from bot.config import EXCHANGE_DEFAULTS, ConfigError, load_settings, settings_from_dict
 
 EXAMPLE = Path(__file__).parent.parent / "config.example.toml"
 
@@ -30,6 +30,33 @@ def test_contract_keys_and_defaults() -> None:
     assert settings.exchanges["okx"].rest_url == "https://www.okx.com"
     assert settings.collector.funding_interval == 60
     assert settings.collector.open_interest_interval == 300
+
+
+def test_new_venues_contract_defaults_enabled_with_the_real_endpoints() -> None:
+    exchanges = settings_from_dict({}).exchanges
+    endpoints = {
+        name: (e.enabled, e.ws_url, e.rest_url)
+        for name, e in exchanges.items()
+        if name in {"gate", "bitget", "deribit", "hyperliquid"}
+    }
+    assert endpoints == {
+        "gate": (True, "wss://fx-ws.gateio.ws/v4/ws/usdt", "https://api.gateio.ws"),
+        "bitget": (True, "wss://ws.bitget.com/v3/ws/public", "https://api.bitget.com"),
+        "deribit": (True, "wss://www.deribit.com/ws/api/v2", "https://www.deribit.com"),
+        "hyperliquid": (True, "", "https://api.hyperliquid.xyz"),
+    }
+    silence = {name: e.silence_timeout for name, e in exchanges.items()}
+    assert (silence["gate"], silence["bitget"], silence["deribit"]) == (900.0, 300.0, 300.0)
+
+
+def test_hyperliquid_has_no_stream_so_no_ws_url_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict(
+            {"exchanges": {"hyperliquid": {"ws_url": "wss://api.hyperliquid.xyz/ws"}}}
+        )
+    assert caught.value.problems == [
+        "exchanges.hyperliquid.ws_url: unknown key (known: enabled, rest_url)"
+    ]
 
 
 def test_durations_accept_text_and_seconds() -> None:
@@ -68,7 +95,8 @@ def test_every_problem_is_reported_with_its_key() -> None:
         "storage.path: expected a non-empty string",
         "collector.funding_interval: 'soon' is not a duration: use a number with s, m, h or d, "
         "such as 30m or 2h",
-        "exchanges.kraken: unknown key (known: binance, bybit, okx)",
+        "exchanges.kraken: unknown key (known: binance, bitget, bybit, deribit, gate, hyperliquid, "
+        "okx)",
         "exchanges.binance.enabled: expected true or false",
         "exchanges.binance.ws_url: expected a URL starting with ws:// or wss:// and a host",
     ]
@@ -76,9 +104,7 @@ def test_every_problem_is_reported_with_its_key() -> None:
 
 def test_all_exchanges_disabled_is_a_problem() -> None:
     with pytest.raises(ConfigError, match="enable at least one"):
-        settings_from_dict(
-            {"exchanges": {name: {"enabled": False} for name in ("binance", "bybit", "okx")}}
-        )
+        settings_from_dict({"exchanges": {name: {"enabled": False} for name in EXCHANGE_DEFAULTS}})
 
 
 def test_check_config_exits_non_zero_listing_problems(

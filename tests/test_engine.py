@@ -489,7 +489,7 @@ async def test_each_window_and_watch_list_is_aggregated_once_per_pass(
     )
     calls = count_aggregates(bot, monkeypatch)
     bot.liquidate(liq("BTC", "long", 1_000_000, T0), liq("ETH", "short", 200_000, T0))
-    bot.engine.evaluate(T0)
+    await bot.engine.evaluate(T0)
 
     assert calls == {
         ("sides_by_base", "1h"): 1,
@@ -509,7 +509,7 @@ async def test_window_and_spike_firing_together_share_one_aggregate(
     bot.subscribe(sub("both", liq=1_000_000, spike=1.5))
     calls = count_aggregates(bot, monkeypatch)
     bot.liquidate(liq("BTC", "long", 3_500_000, T0))
-    bot.engine.evaluate(T0)
+    await bot.engine.evaluate(T0)
 
     assert calls[("totals", "1h", frozenset())] == 1
     assert len((await bot.deliver())["both"]) == 2

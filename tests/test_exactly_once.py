@@ -54,7 +54,7 @@ async def test_an_alert_decided_before_a_crash_is_delivered_once_after_the_resta
         alerts.save_subscription(first.db, sub("a", liq=100_000, cooldown=60), T0)
     first.engine.reload_subscriptions()
     first.on_liquidations([liq("BTC", "long", 150_000, T0)])
-    assert first.engine.evaluate(T0) == 1
+    assert await first.engine.evaluate(T0) == 1
     first.recorder.flush()
     stuck = asyncio.create_task(first.workers[PLATFORM].run())
     try:
@@ -65,8 +65,8 @@ async def test_an_alert_decided_before_a_crash_is_delivered_once_after_the_resta
         # The first process is gone without a shutdown; a new one opens the same file.
         second = Bot(path, T0 + 5 * SECOND)
         assert second.core.market.totals("1h").total_usd == 150_000  # rebuilt from rollups
-        assert second.engine.evaluate(T0 + 5 * SECOND) == 0
-        assert second.engine.evaluate(T0 + 2 * MINUTE) == 0  # past the cooldown, still above
+        assert await second.engine.evaluate(T0 + 5 * SECOND) == 0
+        assert await second.engine.evaluate(T0 + 2 * MINUTE) == 0  # past the cooldown, still above
         assert await second.deliver() == {"a": [ALERT]}
         assert await second.deliver() == {}
         assert outbox(path) == [("a", "window", "sent")]
@@ -88,8 +88,8 @@ async def test_a_trigger_decided_twice_in_one_minute_is_recorded_and_delivered_o
     first.liquidate(event)
     second.liquidate(event)
 
-    assert first.engine.evaluate(T0 + 10 * SECOND) == 1
-    assert second.engine.evaluate(T0 + 20 * SECOND) == 0
+    assert await first.engine.evaluate(T0 + 10 * SECOND) == 1
+    assert await second.engine.evaluate(T0 + 20 * SECOND) == 0
     assert await first.deliver() == {"a": [ALERT]}
     assert await second.deliver() == {}
     assert outbox(path) == [("a", "window", "sent")]
@@ -113,7 +113,7 @@ async def test_a_decision_and_its_outbox_row_are_committed_together_or_not_at_al
     # The last write of the decision's transaction fails: the earlier ones roll back with it.
     monkeypatch.setattr(alerts, "mark_merged", crash)
     with pytest.raises(Crash):
-        bot.engine.evaluate(T0)
+        await bot.engine.evaluate(T0)
     assert outbox(path) == []
     assert rule_states(path) == {}
 

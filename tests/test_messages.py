@@ -292,10 +292,15 @@ def test_whale_alert_short_with_a_small_quantity() -> None:
 
 
 def test_whale_alert_names_an_unknown_venue_as_given() -> None:
-    event = liquidation("SOL", "long", 150.0, 10_000, venue="deribit")
+    event = liquidation("SOL", "long", 150.0, 10_000, venue="kraken")
     assert whale_alert(event) == (
-        "Whale liquidation: $1.5M SOL long on deribit\nSOLUSDT: 10,000 SOL at $150"
+        "Whale liquidation: $1.5M SOL long on kraken\nSOLUSDT: 10,000 SOL at $150"
     )
+
+
+def test_whale_alert_names_the_new_venues_for_people() -> None:
+    event = liquidation("SOL", "long", 150.0, 10_000, venue="deribit")
+    assert whale_alert(event).startswith("Whale liquidation: $1.5M SOL long on Deribit\n")
 
 
 def test_whale_alert_for_a_low_priced_coin_avoids_exponents() -> None:

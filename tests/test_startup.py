@@ -18,6 +18,7 @@ import pytest
 
 from bot.cli import main
 from bot.instance_lock import InstanceLocked, acquire, lock_path
+from bot.venues.catalog import VENUES
 from storage import open_database
 from storage.database import DAMAGED_ADVICE, UNWRITABLE_ADVICE
 
@@ -28,10 +29,9 @@ CLOSED = "127.0.0.1:9"  # the discard port: nothing listens, so `run` keeps retr
 def offline_config(folder: Path) -> Path:
     """Settings whose venues cannot be reached (run retries them) and a database in `folder`."""
     lines = [f'[storage]\npath = "{folder / "liqbot.db"}"\n']
-    for venue in ("binance", "bybit", "okx"):
-        lines.append(
-            f'[exchanges.{venue}]\nws_url = "ws://{CLOSED}"\nrest_url = "http://{CLOSED}"\n'
-        )
+    for venue in VENUES.values():
+        stream = f'ws_url = "ws://{CLOSED}"\n' if venue.ws_url else ""
+        lines.append(f'[exchanges.{venue.name}]\n{stream}rest_url = "http://{CLOSED}"\n')
     config = folder / "config.toml"
     config.write_text("\n".join(lines))
     return config

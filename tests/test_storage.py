@@ -59,7 +59,14 @@ def test_flush_stores_events_rollups_funding_interest_gaps_and_health(tmp_path: 
         "short_usd": 250.0,
         "long_share": 1_500.0 / 1_750.0,
         "count": 3,
-        "by_exchange": {"binance": 1_500.0, "bybit": 0.0, "okx": 250.0},
+        "by_exchange": {
+            "binance": 1_500.0,
+            "bybit": 0.0,
+            "okx": 250.0,
+            "gate": 0.0,
+            "bitget": 0.0,
+            "deribit": 0.0,
+        },
         "by_symbol": {"BTC": 1_750.0},
     }
     assert status["funding"] == [

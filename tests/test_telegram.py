@@ -110,7 +110,9 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
             str(BOB),
             str(GROUP),
         }
-        assert again.core.engine.evaluate(now_ms()) == 0  # the same market: nothing new decided
+        assert (
+            await again.core.engine.evaluate(now_ms()) == 0
+        )  # the same market: nothing new decided
         await again.core.workers["telegram"].drain()
         assert len(telegram.sent) == sent_before
 

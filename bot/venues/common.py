@@ -63,7 +63,9 @@ class Tally:
 
 @dataclass(slots=True, frozen=True)
 class Control:
-    """What a control frame (an ack, an error reply, a notice) asks of the collector."""
+    """What a control frame (an ack, an error reply, a notice, a heartbeat) asks of the
+    collector."""
 
     refused: tuple[str, ...] = ()  # subscriptions the venue refused
     reconnect: str = ""  # non-empty: reconnect now, for this reason
+    reply: tuple[str, ...] = ()  # frames to send back (Deribit's test_request wants public/test)

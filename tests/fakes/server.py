@@ -324,5 +324,23 @@ class FakeVenue:
 
         self.app.router.add_get(path, endpoint)
 
+    def _add_post(self, path: str, handler: Callable[[Any], web.Response]) -> None:
+        """Route POST ``path`` (a JSON body) through the request log and fault injection; the
+        log records the body's ``type`` as its query (Hyperliquid's /info takes queries so)."""
+
+        async def endpoint(request: web.Request) -> web.Response:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            kind = body.get("type") if isinstance(body, dict) else None
+            self.requests.append((request.path, {"type": str(kind)}))
+            faults = self._faults.get(request.path)
+            response = faults.popleft().response() if faults else handler(body)
+            await self._notify()
+            return response
+
+        self.app.router.add_post(path, endpoint)
+
     def _on_rest_response(self, request: web.Request, response: web.Response) -> None:
         """Hook to decorate every REST response, injected faults included."""
