@@ -9,11 +9,12 @@ import re
 import sqlite3
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.chart_data import ChartRequest, caption, parse_chart_args
 from bot.chats import ChatService
 from bot.errors import UserError
 from bot.formatting import echo, format_usd
@@ -51,6 +52,7 @@ COMMANDS = (
     ("unmute", "Resume alerts"),
     ("quiet", "Quiet hours: /quiet 23:00-07:00 Europe/Berlin, or /quiet off"),
     ("digest", "Summary: /digest daily 08:00, /digest hourly, /digest off"),
+    ("chart", "A chart: /chart [asset] [window], e.g. /chart BTC 4h"),
 )
 # Commands that change what a chat receives: group admins only.
 ADMIN_ONLY = frozenset(
@@ -76,6 +78,7 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     refusal: bool = False  # adapters may show it only to the caller (Discord: ephemeral)
+    chart: ChartRequest | None = None  # send this chart, with `text` as its caption
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +155,15 @@ class CommandCore:
         defaults: Thresholds,
         status: Callable[[], dict[str, Any]],
         clock: Callable[[], int] = now_ms,
+        chart_assets: Callable[[], Iterable[str]] | None = None,
     ) -> None:
+        """`chart_assets`: the assets a chart can show; None when the operator switched charts
+        off (`[charts] enabled = false`)."""
         self.chats = chats
         self.defaults = defaults
         self.status_source = status
         self.clock = clock
+        self.chart_assets = chart_assets
         self._saves: list[Awaitable[None]] = []  # staged by the running command, see _save
         self._limiter = _Limiter()
         self._handlers: dict[str, Callable[[ChatRef, list[str]], Reply]] = {
@@ -173,6 +180,7 @@ class CommandCore:
             "quiet": self.quiet,
             "digest": self.digest,
             "button": self.button,
+            "chart": self.chart,
         }
 
     async def handle(
@@ -238,12 +246,21 @@ class CommandCore:
             "Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD in the window, e.g. "
             "250m); side (the dominant side's share, e.g. 80%, or any); funding (per 8h, e.g. "
             "0.05%); oi (open-interest move, e.g. 5%); whale (one liquidation, e.g. 5m, or off); "
-            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m).",
+            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m); chart (on: "
+            "window, spike and digest alerts come with a chart; off).",
         ]
         return Reply("\n".join(lines))
 
     def status(self, chat: ChatRef, args: list[str]) -> Reply:
         return Reply(render_status(self.status_source(), windows=("1h", "24h")))
+
+    def chart(self, chat: ChatRef, args: list[str]) -> Reply:
+        if self.chart_assets is None:
+            raise UserError("Charts are switched off on this liqbot.")
+        sub = self._load(chat)
+        watch = sub.watch if sub is not None and sub.active else frozenset()
+        request = parse_chart_args(args, self.chart_assets(), watch)
+        return Reply(caption(request), chart=request)
 
     def settings(self, chat: ChatRef, args: list[str]) -> Reply:
         sub = self._load(chat)
@@ -277,8 +294,20 @@ class CommandCore:
         if len(args) < 2:
             raise UserError(f"usage: /set <key> <value>, keys: {', '.join(SETTING_KEYS)}")
         sub = self._subscribed(chat)
+        if args[0].lower() == "chart":
+            return self._set_chart(sub, args[1:])
         thresholds = set_threshold(sub.thresholds, args[0], " ".join(args[1:]))
         sub = replace(sub, thresholds=thresholds)
+        self._save(sub)
+        return Reply("Saved.\n\n" + describe(sub, self.clock()))
+
+    def _set_chart(self, sub: Subscription, args: list[str]) -> Reply:
+        value = " ".join(args).strip().lower()
+        if value not in ("on", "off"):
+            raise UserError("chart must be on or off, e.g. /set chart on")
+        if value == "on" and self.chart_assets is None:
+            raise UserError("Charts are switched off on this liqbot.")
+        sub = replace(sub, chart=value == "on")
         self._save(sub)
         return Reply("Saved.\n\n" + describe(sub, self.clock()))
 
@@ -414,5 +443,6 @@ def describe(sub: Subscription, now: int) -> str:
         f"Muted: {muted}",
         f"Quiet hours: {quiet}",
         f"Digest: {sub.digest}",
+        f"Chart: {'on' if sub.chart else 'off'}",
     ]
     return "\n".join(lines)

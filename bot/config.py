@@ -100,6 +100,7 @@ class Settings:
     )
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    charts_enabled: bool = True  # `[charts] enabled`: the operator's switch for every chart
 
     @property
     def secrets(self) -> list[str]:
@@ -284,6 +285,7 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
         "telegram",
         "discord",
         "metrics",
+        "charts",
         "outbox",
     }
     for key in sorted(set(raw) - tables):
@@ -351,6 +353,8 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     discord = _chat_platform(reader, "discord", DISCORD_API_URL, with_gateway=True)
     metrics_raw = reader.table("metrics", {"listen"})
     metrics = MetricsSettings(reader.value(metrics_raw, "metrics", "listen", _listen, None))
+    charts_raw = reader.table("charts", {"enabled"})
+    charts_enabled = reader.value(charts_raw, "charts", "enabled", _boolean, True)
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
@@ -361,7 +365,16 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     if reader.problems:
         raise ConfigError(reader.problems)
     return Settings(
-        storage, exchanges, collector, log_level, defaults, telegram, discord, metrics, outbox
+        storage,
+        exchanges,
+        collector,
+        log_level,
+        defaults,
+        telegram,
+        discord,
+        metrics,
+        outbox,
+        charts_enabled=charts_enabled,
     )
 
 

@@ -15,12 +15,14 @@ import aiohttp
 from sqlite_utils import Database
 
 from bot import heap
+from bot.chart_data import MarketHistory
+from bot.chart_service import ChartService
 from bot.clock import SYSTEM, Clock
 from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core
 from bot.errors import StartupError
-from bot.events import OpenInterest, SourceHealth, merge_health
+from bot.events import FundingRate, OpenInterest, SourceHealth, merge_health
 from bot.feeds import Collector, send_new
 from bot.operations import Operations
 from bot.outbox import Channel
@@ -70,11 +72,19 @@ class App:
             clock=clock,
         )
         self.live_status = LiveStatus(self.db, settings, self.core.market, self.core.derivatives)
+        self.history = MarketHistory()  # mark prices, funding and OI per minute, for charts
+        self.charts: ChartService | None = None
+        if settings.charts_enabled:
+            self.charts = ChartService(self.db, self.core.market, self.core.norms, self.history)
         self.market = self.core.market
         self.recorder = self.core.recorder
         self.fatal: StartupError | None = None  # why `run` stopped before it could serve
         commands = CommandCore(
-            self.core.chats, settings.defaults, status=self._status, clock=clock.now_ms
+            self.core.chats,
+            settings.defaults,
+            status=self._status,
+            clock=clock.now_ms,
+            chart_assets=self._assets_seen if settings.charts_enabled else None,
         )
         self.core.add_channel(console.PLATFORM, Channel(console.ConsoleSender()))
         self.telegram: TelegramBot | None = None
@@ -85,6 +95,7 @@ class App:
                 settings.telegram.api_url,
                 commands,
                 on_chat_change=self.core.chats.chat_changed,
+                charts=self.charts,
             )
             self.core.add_channel(
                 telegram.PLATFORM, Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
@@ -98,6 +109,7 @@ class App:
                 commands,
                 self._assets_seen,
                 on_chat_change=self.core.chats.chat_changed,
+                charts=self.charts,
             )
             self.core.add_channel(discord.PLATFORM, Channel(self.discord.send, DISCORD_CONCURRENCY))
 
@@ -152,6 +164,8 @@ class App:
                     raise fatal.result()
         finally:
             await self.writer.close()
+            if self.charts is not None:
+                self.charts.close()
         if self.fatal is not None:
             raise self.fatal
 
@@ -182,7 +196,7 @@ class App:
             self._every(
                 f"{venue}-funding",
                 config.funding_interval,
-                self._poll(venue, source.poll_funding, self.core.on_funding),
+                self._poll(venue, source.poll_funding, self._on_funding),
             )
             self._every(
                 f"{venue}-oi",
@@ -258,8 +272,15 @@ class App:
 
         return job
 
+    def _on_funding(self, rates: list[FundingRate]) -> None:
+        self.core.on_funding(rates)
+        extremes = self.core.derivatives.extreme_funding_by_base()
+        self.history.record_funding(rates, extremes, self.clock.now_ms())
+
     def _on_open_interest(self, interests: list[OpenInterest]) -> None:
-        self.core.on_open_interest(interests, self.clock.now_ms())
+        now = self.clock.now_ms()
+        self.core.on_open_interest(interests, now)
+        self.history.record_open_interest(self.core.derivatives.open_interest_by_base(), now)
 
     async def _tick(self) -> None:
         self.market.advance(self.clock.now_ms())

@@ -195,6 +195,30 @@ class MarketState:
             found.sort()
         return [key for _, key in found]
 
+    def minute_sides(
+        self, first_minute: int, last_minute: int, bases: frozenset[str] | None = None
+    ) -> list[tuple[int, float, float]]:
+        """(minute, long_usd, short_usd) of each minute from `first_minute` to `last_minute`
+        (at most the current one) that has liquidations, for some base assets only or (None)
+        the whole market: the buckets the window totals are made of."""
+        rows = []
+        first = max(first_minute, self._minute - HISTORY_MINUTES + 1)
+        for minute in range(first, min(last_minute, self._minute) + 1):
+            bucket = self._buckets.get(minute)
+            if not bucket:
+                continue
+            long_usd = short_usd = 0.0
+            for (_, base, position), (usd, _) in bucket.items():
+                if bases is not None and base not in bases:
+                    continue
+                if position == "long":
+                    long_usd += usd
+                else:
+                    short_usd += usd
+            if long_usd or short_usd:
+                rows.append((minute, long_usd, short_usd))
+        return rows
+
     def sides_by_base(self, window: str) -> dict[str, list[float]]:
         """base -> [long_usd, short_usd] in the window, all venues together."""
         sides: dict[str, list[float]] = {}

@@ -56,6 +56,7 @@ class Subscription:
     quiet: tuple[int, int] | None = None  # minutes after midnight: start, end
     timezone: str = "UTC"
     digest: str = "off"  # "off", "hourly" or "daily HH:MM"
+    chart: bool = False  # window, spike and digest alerts as a photo with a chart
 
     @property
     def key(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -14,6 +15,7 @@ import discord
 import yarl
 from discord import app_commands
 
+from bot.chart_service import Chart, ChartService
 from bot.commands import PRESETS, ChatRef, CommandCore, Reply
 from bot.errors import StartupError
 from bot.formatting import split_message
@@ -35,9 +37,11 @@ FAILED_REPLY = "Something went wrong on our side; please try again in a minute."
 # for the first response), so a slow moment never loses the reply.
 DEFERRED = frozenset(
     {"subscribe", "unsubscribe", "status", "settings", "set", "watch", "mute", "unmute", "quiet"}
-    | {"digest", "button"}
+    | {"digest", "button", "chart"}
 )
 START_RETRY_MAX = 60.0
+CHART_FILE = "chart.png"
+CHART_FAILED = "The chart could not be drawn just now; try again in a minute."
 ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
 
 
@@ -62,6 +66,12 @@ def alert_embeds(row: OutboxRow) -> list[discord.Embed]:
         for field in alert.fields:
             embeds[0].add_field(name=field.name, value=field.value, inline=False)
     return embeds
+
+
+def chart_file(chart: Chart) -> discord.File:
+    """The PNG as an upload; an embed shows it with `set_image(url="attachment://chart.png")`.
+    Discord has no reusable upload id for bots, so each message uploads its copy."""
+    return discord.File(io.BytesIO(chart.png), filename=CHART_FILE)
 
 
 class _Client(discord.Client):
@@ -90,11 +100,13 @@ class DiscordBot:
         core: CommandCore,
         assets: Callable[[], list[str]],
         on_chat_change: ChatEvent,
+        charts: ChartService | None = None,
     ) -> None:
         self.token = token
         self.core = core
         self.assets = assets
         self.on_chat_change = on_chat_change
+        self.charts = charts
         self.pacer = Pacer(*PACER_LIMITS)
         self.client = _Client(self._sync_commands, self._guild_left)
         self.tree = app_commands.CommandTree(self.client)
@@ -169,9 +181,26 @@ class DiscordBot:
             reply = Reply("Too many commands: wait a minute and try again.", refusal=True)
         await self._respond(interaction, reply)
 
+    async def _respond_chart(self, interaction: discord.Interaction, reply: Reply) -> None:
+        """/chart: deferred (drawing may take longer than Discord's 3 s to answer; `_run`
+        defers it before the core runs), then the image in an embed saying what it shows."""
+        assert reply.chart is not None
+        if not interaction.response.is_done():
+            await interaction.response.defer(thinking=True)
+        chart = await self.charts.chart(reply.chart) if self.charts else None
+        if chart is None:
+            await interaction.followup.send(CHART_FAILED)
+            return
+        embed = discord.Embed(description=reply.text, colour=discord.Colour.blurple())
+        embed.set_image(url=f"attachment://{CHART_FILE}")
+        await interaction.followup.send(embed=embed, file=chart_file(chart))
+
     async def _respond(self, interaction: discord.Interaction, reply: Reply) -> None:
         """The reply: as the interaction's response, or after a deferral as follow-ups. A
         refusal is for the user alone: its public "thinking" placeholder is removed first."""
+        if reply.chart is not None:
+            await self._respond_chart(interaction, reply)
+            return
         parts = split_message(discord.utils.escape_markdown(reply.text), MAX_CONTENT)
         view = self._buttons(reply)
         extra: dict[str, Any] = {} if view is None else {"view": view}
@@ -274,22 +303,57 @@ class DiscordBot:
         ) -> None:
             await run(interaction, "quiet", [hours, *([timezone] if timezone else [])])
 
+        @tree.command(name="chart", description="A chart of liquidations, e.g. BTC 4h")
+        @app_commands.describe(
+            asset="An asset such as BTC (default: the watch list, or the whole market)",
+            window="5m, 15m, 1h, 4h or 24h (default 24h)",
+        )
+        async def chart(
+            interaction: discord.Interaction, asset: str | None = None, window: str | None = None
+        ) -> None:
+            await run(interaction, "chart", [word for word in (asset, window) if word])
+
+        @chart.autocomplete("asset")
+        async def chart_assets(
+            interaction: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            known = [a for a in self.assets() if a.startswith(current.strip().upper())][:25]
+            return [app_commands.Choice(name=a, value=a) for a in known]
+
         @tree.command(name="digest", description="daily HH:MM, hourly or off")
         async def digest(interaction: discord.Interaction, schedule: str) -> None:
             await run(interaction, "digest", schedule.split())
 
     # -- delivery ------------------------------------------------------------------------------
 
+    async def _send_with_chart(
+        self, channel: discord.PartialMessageable, embed: discord.Embed, chart: Chart
+    ) -> None:
+        embed.set_image(url=f"attachment://{CHART_FILE}")
+        try:
+            await channel.send(embed=embed, file=chart_file(chart))
+        except discord.Forbidden:  # no Attach Files permission here: the alert goes without it
+            log.warning("discord: cannot attach a chart in %s; sending the text", channel.id)
+            embed.set_image(url=None)
+            await self.pacer.wait(str(channel.id))
+            await channel.send(embed=embed)
+
     async def send(self, row: OutboxRow, progress: Progress) -> None:
         """Deliver one outbox alert to its channel as embeds, one message each, starting after
-        those that arrived before (`row.parts_sent`, stored through `progress`)."""
+        those that arrived before (`row.parts_sent`, stored through `progress`); the first
+        carries the chart when the chat gets one."""
         channel = self.client.get_partial_messageable(int(row.chat_id))
         embeds = alert_embeds(row)
+        first_due = row.parts_sent == 0  # the chart goes in the first embed only
+        chart = await self.charts.chart_for(row) if self.charts and first_due else None
         for index in range(row.parts_sent, len(embeds)):
             embed = embeds[index]
             await self.pacer.wait(row.chat_id)
             try:
-                await channel.send(embed=embed)
+                if chart is not None and index == 0:  # the image in the alert's embed
+                    await self._send_with_chart(channel, embed, chart)
+                else:
+                    await channel.send(embed=embed)
             except (discord.Forbidden, discord.NotFound) as error:
                 raise DeliveryError(f"discord: {error}", chat_gone=True) from None
             except (discord.HTTPException, aiohttp.ClientError, OSError) as error:

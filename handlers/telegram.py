@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from telegram import (
     Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     LinkPreviewOptions,
     Message,
     Update,
@@ -40,6 +42,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.chart_service import CACHE_SIZE, Chart, ChartKey, ChartService
 from bot.commands import COMMANDS, ChatRef, CommandCore, Reply
 from bot.errors import StartupError
 from bot.formatting import split_message
@@ -51,6 +54,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
 MAX_TEXT = 4096
+MAX_CAPTION = 1024
+CHART_FAILED = "The chart could not be drawn just now; try again in a minute."
 # Telegram allows 30 messages a second overall, 20 a minute in a group and about one a second
 # in a chat. Requests reach Telegram a little earlier or later than they leave, so each limit
 # keeps a margin: one message below the overall and group caps, 0.1 s on a chat's second.
@@ -108,10 +113,19 @@ def _chat_ref(chat: Chat) -> ChatRef:
 
 class TelegramBot:
     def __init__(
-        self, token: str, api_url: str, core: CommandCore, on_chat_change: ChatEvent
+        self,
+        token: str,
+        api_url: str,
+        core: CommandCore,
+        on_chat_change: ChatEvent,
+        charts: ChartService | None = None,
     ) -> None:
         self.core = core
         self.on_chat_change = on_chat_change
+        self.charts = charts
+        # A chart is uploaded once; later copies go by the file_id Telegram returned.
+        self._file_ids: OrderedDict[ChartKey, str] = OrderedDict()
+        self._uploading: dict[ChartKey, asyncio.Lock] = {}
         self.pacer = Pacer(*PACER_LIMITS[:2], per_group=PACER_LIMITS[2], spacing=PACER_SPACING)
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
@@ -221,6 +235,21 @@ class TelegramBot:
 
     async def _reply(self, message: Message, reply: Reply) -> None:
         chat = message.chat
+        if reply.chart is not None:
+            chart = await self.charts.chart(reply.chart) if self.charts else None
+            if chart is not None:
+
+                async def photo() -> object:
+                    return await self._photo(
+                        chart,
+                        lambda photo: message.reply_photo(
+                            photo, caption=render(reply.text), parse_mode=ParseMode.HTML
+                        ),
+                    )
+
+                await self._paced(str(chat.id), chat.type != Chat.PRIVATE, photo)
+                return
+            reply = Reply(CHART_FAILED, refusal=True)
         for part in split_message(reply.text, MAX_TEXT):
 
             async def send(text: str = part) -> object:
@@ -278,35 +307,90 @@ class TelegramBot:
 
     # -- delivery ------------------------------------------------------------------------------
 
-    async def send(self, row: OutboxRow, progress: Progress) -> None:
-        """Deliver one outbox alert, split when over Telegram's length limit, starting after the
-        parts that arrived before (`row.parts_sent`, stored through `progress`). A flood answer
-        is raised with its wait, for the outbox to schedule the retry without holding a slot."""
+    async def _photo(
+        self, chart: Chart, send: Callable[[InputFile | str], Awaitable[Message]]
+    ) -> Message:
+        """Send `chart` with `send`: the first copy uploads the PNG, later ones (and those that
+        waited for the upload) use the file_id Telegram gave it."""
+        file_id = self._file_ids.get(chart.key)
+        if file_id is None:
+            lock = self._uploading.setdefault(chart.key, asyncio.Lock())
+            async with lock:
+                file_id = self._file_ids.get(chart.key)
+                if file_id is None:
+                    try:
+                        sent = await send(InputFile(chart.png, filename="chart.png"))
+                    finally:  # uploaded or failed: either way the next copy takes over
+                        self._uploading.pop(chart.key, None)
+                    if sent.photo:
+                        self._file_ids[chart.key] = sent.photo[-1].file_id
+                        while len(self._file_ids) > CACHE_SIZE:
+                            self._file_ids.popitem(last=False)
+                    return sent
+        return await send(file_id)
+
+    def _chart_calls(self, row: OutboxRow, chart: Chart) -> list[Callable[[], Awaitable[object]]]:
+        """An alert as a photo: the caption starts with the alert's first line (bold) and holds
+        the rest when it fits Telegram's 1,024 characters; otherwise the rest follows as text
+        messages."""
         chat_id = row.chat_id
-        is_group = chat_id.startswith("-")
-        parts = alert_parts(row)
-        for index in range(row.parts_sent, len(parts)):
+        text = row.text
+        first = row.alerts[0].first_line
+        rest = text[len(first) :].lstrip("\n")
+        fits = len(text) <= MAX_CAPTION
+        caption = render(text if fits else first, bold_first_line=True)
+        parts = [] if fits or not rest else split_message(rest, MAX_TEXT)
 
-            async def send(text: str = parts[index]) -> object:
-                return await self.app.bot.send_message(
-                    int(chat_id),
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                )
+        async def photo() -> object:
+            return await self._photo(
+                chart,
+                lambda photo: self.app.bot.send_photo(
+                    int(chat_id), photo, caption=caption, parse_mode=ParseMode.HTML
+                ),
+            )
 
-            try:
-                await self._paced(chat_id, is_group, send, wait_out_flood=False)
-            except RetryAfter as error:
-                raise DeliveryError(str(error), retry_after=_seconds(error.retry_after)) from None
-            except ChatMigrated as error:
-                raise DeliveryError(str(error), moved_to=str(error.new_chat_id)) from None
-            except Forbidden as error:
-                raise DeliveryError(str(error), chat_gone=True) from None
-            except BadRequest as error:
-                gone = "chat not found" in error.message.lower()
-                raise DeliveryError(str(error), chat_gone=gone, permanent=True) from None
-            except NetworkError as error:
-                raise DeliveryError(f"network: {error}") from None
-            if index + 1 < len(parts):
+        return [photo, *(self._text_call(chat_id, render(part)) for part in parts)]
+
+    def _text_call(self, chat_id: str, html_text: str) -> Callable[[], Awaitable[object]]:
+        async def send() -> object:
+            return await self.app.bot.send_message(
+                int(chat_id),
+                html_text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+
+        return send
+
+    async def send(self, row: OutboxRow, progress: Progress) -> None:
+        """Deliver one outbox alert: as a photo when the chat gets a chart, else as text split
+        when over Telegram's length limit. Either way it starts after the parts that arrived
+        before (`row.parts_sent`, stored through `progress`). A flood answer is raised with its
+        wait, for the outbox to schedule the retry without holding a slot."""
+        chat_id = row.chat_id
+        chart = await self.charts.chart_for(row) if self.charts else None
+        if chart is not None:
+            calls = self._chart_calls(row, chart)
+        else:
+            calls = [self._text_call(chat_id, part) for part in alert_parts(row)]
+        for index in range(row.parts_sent, len(calls)):
+            await self._deliver(chat_id, calls[index])
+            if index + 1 < len(calls):
                 await progress(index + 1)
+
+    async def _deliver(self, chat_id: str, send: Callable[[], Awaitable[object]]) -> None:
+        """One paced call of an alert's delivery; Telegram's answers as `DeliveryError`s (a
+        flood answer too, with its wait: not waited out here)."""
+        try:
+            await self._paced(chat_id, chat_id.startswith("-"), send, wait_out_flood=False)
+        except RetryAfter as error:
+            raise DeliveryError(str(error), retry_after=_seconds(error.retry_after)) from None
+        except ChatMigrated as error:
+            raise DeliveryError(str(error), moved_to=str(error.new_chat_id)) from None
+        except Forbidden as error:
+            raise DeliveryError(str(error), chat_gone=True) from None
+        except BadRequest as error:
+            gone = "chat not found" in error.message.lower()
+            raise DeliveryError(str(error), chat_gone=gone, permanent=True) from None
+        except NetworkError as error:
+            raise DeliveryError(f"network: {error}") from None

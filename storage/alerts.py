@@ -99,6 +99,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "quiet_end": sub.quiet[1] if sub.quiet else None,
         "timezone": sub.timezone,
         "digest": sub.digest,
+        "chart": int(sub.chart),
     }
 
 
@@ -123,6 +124,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
         quiet=quiet,
         timezone=row["timezone"],
         digest=row["digest"],
+        chart=bool(row["chart"]),
     )
 
 

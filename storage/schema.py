@@ -195,3 +195,9 @@ def create_storage_health(db: Database) -> None:
         },
         pk="id",
     )
+
+
+@migrations()
+def add_chart_setting(db: Database) -> None:
+    """`/set chart on|off`: alerts with a chart (off until a chat asks)."""
+    db.table("subscriptions").add_column("chart", int, not_null_default=0)

@@ -49,7 +49,8 @@ cooldown: 30 min
 Watching: all assets
 Muted: no
 Quiet hours: off
-Digest: off"""
+Digest: off
+Chart: off"""
 BIG_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -62,7 +63,8 @@ cooldown: 60 min
 Watching: all assets
 Muted: no
 Quiet hours: off
-Digest: off"""
+Digest: off
+Chart: off"""
 EVERYTHING_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -75,7 +77,8 @@ cooldown: 15 min
 Watching: all assets
 Muted: no
 Quiet hours: off
-Digest: off"""
+Digest: off
+Chart: off"""
 PRESET_SETTINGS = {
     "big": BIG_SETTINGS,
     "balanced": DEFAULT_SETTINGS,
@@ -222,17 +225,21 @@ async def test_help_lists_the_commands_then_the_settings(bench: Bench) -> None:
         "/subscribe - Send alerts to this chat",
         "/unsubscribe - Stop alerts in this chat",
     ]
-    assert lines[6:12] == [
+    assert lines[6:13] == [
         "/set - Change a threshold: /set <key> <value>",
         "/watch - Assets to watch: /watch BTC ETH, or /watch all",
         "/mute - Pause alerts: /mute 2h",
         "/unmute - Resume alerts",
         "/quiet - Quiet hours: /quiet 23:00-07:00 Europe/Berlin, or /quiet off",
         "/digest - Summary: /digest daily 08:00, /digest hourly, /digest off",
+        "/chart - A chart: /chart [asset] [window], e.g. /chart BTC 4h",
     ]
-    assert lines[12] == ""
-    assert lines[13].startswith("Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD")
-    assert len(lines) == 14
+    assert lines[13] == ""
+    assert lines[14].startswith("Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD")
+    assert lines[14].endswith(
+        "; chart (on: window, spike and digest alerts come with a chart; off)."
+    )
+    assert len(lines) == 15
     assert bench.changes == 0
 
 
@@ -270,7 +277,8 @@ async def test_settings_describes_every_setting_with_buttons(bench: Bench) -> No
         "Watching: BTC, ETH\n"
         "Muted: until 2025-01-15 13:00 UTC\n"
         "Quiet hours: 23:00-07:00 Europe/Berlin\n"
-        "Digest: daily 08:00"
+        "Digest: daily 08:00\n"
+        "Chart: off"
     )
     assert reply.buttons == SETTINGS_BUTTONS
     assert not reply.refusal

@@ -38,6 +38,8 @@ MANAGE_CHANNELS = 1 << 4
 # VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY, USE_APPLICATION_COMMANDS
 EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 31)
 BOT_PERMISSIONS = EVERYONE_PERMISSIONS | (1 << 14)  # + EMBED_LINKS
+ATTACHMENT_SIZE_LIMIT = 10 << 20  # bytes per upload without server boosts
+_FILE_FIELD = re.compile(r"files\[(\d+)\]")
 _EPOCH_MS = 1_420_070_400_000  # Discord's snowflake epoch
 _GUILD_LISTS = "features emojis stickers threads voice_states presences stage_instances"
 _GUILD_LISTS += " guild_scheduled_events soundboard_sounds"
@@ -76,6 +78,17 @@ class ChannelMessage:
     content: str
     embeds: list[JSON]
     payload: JSON  # the request body as sent
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file of a multipart message: form field ``files[n]``, described by ``attachments``."""
+
+    path: str
+    field: str
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,7 @@ class FakeDiscord(FakeVenue):
         self.commands: list[JSON] = []
         self.guild_commands: dict[int, list[JSON]] = {}
         self.messages: list[ChannelMessage] = []
+        self.uploads: list[Upload] = []
         self.interaction_responses: list[InteractionReply] = []
         self.rejected_429 = self.identifies = self.resumes = self.heartbeats = 0
         self.gateway_params: list[dict[str, str]] = []  # query of each gateway connection
@@ -261,7 +275,7 @@ class FakeDiscord(FakeVenue):
         payload: JSON = {"id": str(self.snowflake()), "application_id": str(self.application_id)}
         payload |= {"type": 4 if focused else 2, "token": f"itoken-{uuid.uuid4().hex}"}
         payload |= {"version": 1, "locale": locale, "app_permissions": str(app_permissions)}
-        payload |= {"attachment_size_limit": 10 << 20, "entitlements": []}
+        payload |= {"attachment_size_limit": ATTACHMENT_SIZE_LIMIT, "entitlements": []}
         command: JSON = {"name": name, "type": 1, "options": opts}
         if dm:
             channel_id = channel_id or self.snowflake()
@@ -419,6 +433,7 @@ class FakeDiscord(FakeVenue):
         message |= {k: [] for k in _MESSAGE_LISTS.split()}
         message |= {"id": str(self.snowflake()), "channel_id": str(channel_id), "type": type_}
         message |= {"author": self._bot_user(), "content": body.get("content") or ""}
+        message |= {"attachments": body.get("attachments") or []}
         message |= {"embeds": body.get("embeds") or [], "components": body.get("components") or []}
         return message | {"flags": flags, "timestamp": self._now(), "edited_timestamp": None}
 
@@ -454,10 +469,38 @@ class FakeDiscord(FakeVenue):
         if request.content_type == "application/json":
             body = await request.json()
         elif request.content_type.startswith("multipart/"):  # files: JSON in payload_json
-            body = json.loads(str((await request.post()).get("payload_json") or "{}"))
+            form = await request.post()
+            body = json.loads(str(form.get("payload_json") or "{}"))
+            body["attachments"] = self._attachments(request.path, form, body)
         call = Call(request, match.groupdict(), body if isinstance(body, dict) else {})
         result = await handler(call)
         return web.Response(status=204) if result is None else json_response(result)
+
+    def _attachments(self, path: str, form: Mapping[str, object], body: JSON) -> list[JSON]:
+        """Check and keep a message's files as Discord does: each part is ``files[n]`` and
+        ``attachments`` in ``payload_json`` names it by id n; each is within the size limit."""
+        described = {str(a.get("id")): a for a in body.get("attachments") or []}
+        attachments = []
+        for name, value in form.items():
+            if name == "payload_json":
+                continue
+            match = _FILE_FIELD.fullmatch(name)
+            if not isinstance(value, web.FileField) or match is None:
+                raise DiscordError(400, f"Invalid form body: unexpected field {name!r}", 50035)
+            if match[1] not in described:
+                raise DiscordError(400, f"Invalid form body: {name} not in attachments", 50035)
+            data = value.file.read()
+            if len(data) > ATTACHMENT_SIZE_LIMIT:
+                raise DiscordError(413, "Request entity too large", 40005)
+            upload = Upload(path, name, value.filename, value.content_type, data)
+            self.uploads.append(upload)
+            attachment_id = str(self.snowflake())
+            url = f"https://cdn.discordapp.com/attachments/0/{attachment_id}/{value.filename}"
+            attachments.append(
+                {"id": attachment_id, "filename": value.filename, "size": len(data)}
+                | {"url": url, "proxy_url": url, "content_type": value.content_type}
+            )
+        return attachments
 
     async def _me(self, call: Call) -> object:
         return self._bot_user()

@@ -99,7 +99,9 @@ class FakeVenue:
     """
 
     def __init__(self, idle_timeout: float | None = None) -> None:
-        self.app = web.Application()
+        # Bodies up to 64 MB reach the handlers, so uploads meet the platforms' own limits
+        # (aiohttp's default would refuse anything over 1 MB first, in its own format).
+        self.app = web.Application(client_max_size=64 << 20)
         self.silent = False
         self.connections_accepted = 0
         self.pongs_received = 0

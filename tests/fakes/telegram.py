@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # sendPhoto: at most 10 MB, width + height <= 10000, ratio <= 20
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MEMBER_STATUSES = ("creator", "administrator", "member", "left", "kicked")
 
 # Form values arrive as strings: PTB sends str parameters raw and JSON-encodes the rest.
@@ -55,6 +57,23 @@ class ApiError(Exception):
         self.body: JSON = {"ok": False, "error_code": code, "description": description}
         self.body.update({"parameters": parameters} if parameters else {})
         self.code = code
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart request, as it arrived."""
+
+    field: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk; 400 as Telegram answers for a non-image."""
+    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 @dataclass(frozen=True)
@@ -127,7 +146,13 @@ async def _params(request: web.Request) -> JSON:
         raw.update(body if isinstance(body, dict) else {})
     elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         raw.update(await request.post())
-    return {key: _decode(key, value) for key, value in raw.items()}
+    params = {key: _decode(key, value) for key, value in raw.items()}
+    files = {
+        key: Upload(key, value.filename, value.content_type, value.file.read())
+        for key, value in raw.items()
+        if isinstance(value, web.FileField)
+    }
+    return params | ({"_uploads": files} if files else {})
 
 
 def _visible(params: JSON, key: str) -> str:
@@ -171,6 +196,7 @@ class FakeTelegram(FakeVenue):
         self.calls: list[tuple[str, JSON]] = []  # (method, decoded parameters), in order
         self.pending: list[JSON] = []  # updates not yet confirmed by a getUpdates offset
         self.rejected_429 = 0
+        self.photos: dict[str, bytes] = {}  # file_id -> the uploaded image
         self._update_ids = itertools.count(1)
         self._callback_ids = itertools.count(4_000_000_001)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -339,13 +365,35 @@ class FakeTelegram(FakeVenue):
 
     async def _api_sendPhoto(self, params: JSON) -> JSON:
         chat_id, caption = self._target(params, sending=True), _visible(params, "caption")
-        if not params.get("photo"):
+        photo = params.get("photo")
+        if not photo:
             raise ApiError(400, "Bad Request: there is no photo in the request")
         if len(caption) > MAX_CAPTION:
             raise ApiError(400, "Bad Request: message caption is too long")
+        upload = params.get("_uploads", {}).get("photo")
+        if upload is not None:
+            data = upload.data
+            if len(data) > MAX_PHOTO_BYTES:
+                raise ApiError(413, "Request Entity Too Large")
+            width, height = png_size(data) if not data.startswith(b"\xff\xd8") else (800, 600)
+            if width + height > 10_000 or max(width, height) > 20 * min(width, height):
+                raise ApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+        elif str(photo) in self.photos:
+            data = self.photos[str(photo)]
+            width, height = png_size(data)
+        elif str(photo).startswith(("http://", "https://")):  # Telegram fetches it itself
+            data, width, height = b"", 800, 600
+        else:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
         self._check_limits(chat_id)
-        size = {"file_id": "photo", "file_unique_id": "photo", "width": 800, "height": 600}
-        message = self._message(chat_id, self.bot_user, photo=[size], caption=caption)
+        sizes = []
+        for side in (90, 320, 800, max(width, height)):  # Telegram's thumbnails, then the photo
+            scale = min(1.0, side / max(width, height))
+            file_id = f"AgACAgIAAx{len(self.photos)}-{side}"
+            self.photos[file_id] = data
+            size = {"file_id": file_id, "file_unique_id": f"AQAD{len(self.photos)}"}
+            sizes.append(size | {"width": round(width * scale), "height": round(height * scale)})
+        message = self._message(chat_id, self.bot_user, photo=sizes, caption=caption)
         return self._record(self.sent, "sendPhoto", message, params)
 
     async def _api_editMessageText(self, params: JSON) -> JSON:
