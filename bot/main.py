@@ -63,6 +63,9 @@ class App:
                 settings.telegram.api_url,
                 self._commands(),
                 on_chat_change=lambda *change: self.core.chat_changed(*change),
+                paid_rate=settings.telegram.paid_broadcast_rate
+                if settings.telegram.paid_broadcast
+                else None,
             )
             channels[telegram.PLATFORM] = Channel(self.telegram.send, TELEGRAM_CONCURRENCY)
         self.discord: DiscordBot | None = None

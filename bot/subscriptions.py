@@ -56,6 +56,7 @@ class Subscription:
     quiet: tuple[int, int] | None = None  # minutes after midnight: start, end
     timezone: str = "UTC"
     digest: str = "off"  # "off", "hourly" or "daily HH:MM"
+    priority: int = 0  # delivery order: see bot/delivery_order.py
 
     @property
     def key(self) -> str:

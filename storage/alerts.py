@@ -66,6 +66,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "quiet_end": sub.quiet[1] if sub.quiet else None,
         "timezone": sub.timezone,
         "digest": sub.digest,
+        "priority": sub.priority,
     }
 
 
@@ -90,6 +91,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
         quiet=quiet,
         timezone=row["timezone"],
         digest=row["digest"],
+        priority=row["priority"],
     )
 
 
@@ -134,10 +136,12 @@ def save_rule_states(db: Database, states: dict[tuple[str, str, str], RuleState]
 
 
 def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
-    """Record alerts; an item whose key was recorded before is ignored. Returns how many are new."""
+    """Record alerts; an item whose key was recorded before is ignored. Returns how many are new.
+    Each row takes its chat's delivery priority from the subscription (see `pending`)."""
     cursor = db.conn.executemany(
         "INSERT OR IGNORE INTO outbox (key, platform, chat_id, rule, asset, side, text, status,"
-        " attempts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+        " attempts, created_at, updated_at, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?,"
+        f" {_PRIORITY_OF_CHAT})",
         [
             (i.key, i.platform, i.chat_id, i.rule, i.asset, i.side, i.text, i.status, now, now)
             for i in items
@@ -146,12 +150,20 @@ def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
     return cursor.rowcount
 
 
+# The chat's delivery priority, read from its subscription inside the INSERT (0 without one).
+_PRIORITY_OF_CHAT = (
+    "coalesce((SELECT s.priority FROM subscriptions s WHERE s.platform = ?2 AND s.chat_id = ?3), 0)"
+)
+# Pending rows, the chats with the most readers first (bot/delivery_order.py), then the oldest.
+DELIVERY_ORDER = "ORDER BY priority DESC, id"
+
+
 def pending(db: Database, platform: str, limit: int = 100) -> list[OutboxRow]:
     return [
         OutboxRow(*row)
         for row in db.execute(
             "SELECT id, platform, chat_id, rule, asset, side, text, attempts FROM outbox"
-            " WHERE platform = ? AND status = ? ORDER BY id LIMIT ?",
+            f" WHERE platform = ? AND status = ? {DELIVERY_ORDER} LIMIT ?",
             [platform, PENDING, limit],
         )
     ]

@@ -127,3 +127,16 @@ def create_alert_tables(db: Database) -> None:
 def drop_events_ts_index(db: Database) -> None:
     """Events are pruned by rowid (see market_data.prune); the index cost every insert ~1 µs."""
     db.execute("DROP INDEX IF EXISTS idx_events_ts")
+
+
+@migrations()
+def add_delivery_priority(db: Database) -> None:
+    """Delivery order (bot/delivery_order.py): a priority per subscription, copied into each
+    outbox row, and an index that serves pending rows highest first without sorting. Telegram
+    groups and channels (negative ids) subscribed before this start above private chats."""
+    db.execute("ALTER TABLE subscriptions ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE subscriptions SET priority = 1 WHERE platform = 'telegram' AND chat_id LIKE '-%'"
+    )
+    db.execute("CREATE INDEX idx_outbox_delivery ON outbox (platform, status, priority DESC, id)")

@@ -217,7 +217,7 @@ KEYS_BY_TABLE = {
     ],
     "exchanges.okx": ["enabled", "ws_url", "rest_url", "silence_timeout"],
     "logging": ["level"],
-    "telegram": ["token", "api_url"],
+    "telegram": ["token", "api_url", "paid_broadcast", "paid_broadcast_rate"],
     "discord": ["token", "api_url", "gateway_url"],
     "defaults": [
         "window",
