@@ -47,6 +47,7 @@ from bot.errors import StartupError
 from bot.formatting import split_message
 from bot.outbox import DeliveryError
 from bot.ratelimit import Limit, Pacer
+from handlers.telegram_http import AiohttpRequest
 from storage.alerts import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class TelegramBot:
         self.paid = paid_rate is not None
         self._parts_sent: dict[int, int] = {}  # outbox id -> parts of a split alert delivered
         self._audiences: dict[int, tuple[float, int | None]] = {}  # chat -> (asked at, size)
+        self._http = AiohttpRequest()
         self.pacer = Pacer(
             *PACER_LIMITS[:2],
             per_group=PACER_LIMITS[2],
@@ -149,6 +151,7 @@ class TelegramBot:
             .base_url(f"{api_url}/bot")
             .base_file_url(f"{api_url}/file/bot")
             .job_queue(None)
+            .request(self._http)  # its method calls; long polling stays on httpx
             .concurrent_updates(CONCURRENT_UPDATES)
             .build()
         )
@@ -172,6 +175,7 @@ class TelegramBot:
                 )
                 break
             except InvalidToken as error:  # 401/404 from getMe; its text holds the token
+                await self._http.shutdown()  # PTB shuts down only what initialised fully
                 cause: BaseException = error
                 while cause.__cause__ is not None:  # the innermost: Telegram's own words
                     cause = cause.__cause__
