@@ -71,7 +71,7 @@ from bot.core import Core, cancel_all
 from bot.engine import MIN_PASS_INTERVAL, AlertEngine
 from bot.events import FundingRate, Liquidation, OpenInterest, Position
 from bot.market import MS_PER_MINUTE, RollupRow
-from bot.outbox import Channel, Send
+from bot.outbox import Channel, Progress, Send
 from bot.recorder import now_ms
 from bot.subscriptions import Subscription, Thresholds
 from storage import alerts, market_data, open_database
@@ -625,7 +625,7 @@ def paced_sender(per_second: float) -> Send:
     PTB's rate limiter pace them."""
     next_slot = 0.0
 
-    async def send(row: OutboxRow) -> None:
+    async def send(row: OutboxRow, progress: Progress) -> None:
         nonlocal next_slot
         now = time.monotonic()
         next_slot = max(next_slot, now) + 1 / per_second

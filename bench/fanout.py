@@ -42,13 +42,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from sqlite_utils import Database
 
+from bot.alert import plain
 from bot.commands import CommandCore
 from bot.delivery_order import delivery_priority
 from bot.main import DISCORD_CONCURRENCY, TELEGRAM_CONCURRENCY
-from bot.outbox import Channel, OutboxWorker
+from bot.outbox import Channel, OutboxWorker, Progress
 from bot.ratelimit import Pacer
 from bot.recorder import now_ms
 from bot.subscriptions import Subscription, Thresholds
+from bot.writer import Writer
 from handlers import discord as discord_adapter
 from handlers.discord import DiscordBot
 from handlers.telegram import PACER_LIMITS, PACER_SPACING, PLATFORM, TelegramBot, paid_limit
@@ -59,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ is not
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.telegram import FakeTelegram
 
+EVER = 2**62  # ms: a time at which every pending row is due
 RATE_TARGET = 28.0  # messages/s sustained: 93% of Telegram's 30/s
 PAID_RATE = 1000  # paid_broadcast_rate, the default
 PAID_TARGET_S = 15.0  # paid broadcast: 10,000 chats within this
@@ -179,7 +182,7 @@ def enqueue_alert(db: Database, now: int, platform: str = PLATFORM) -> int:
             "liq",
             ASSETS,
             "long",
-            ALERT_TEXT,
+            (plain(ALERT_TEXT),),
         )
         for sub in alerts.active_subscriptions(db)
         if sub.platform == platform
@@ -219,11 +222,12 @@ async def run(chats: int, groups: int, concurrency: int, paid: bool, directory: 
     bot.pacer = RecordingPacer(bot.pacer, probe)
     await bot.app.initialize()
 
-    async def send(row: OutboxRow) -> None:
-        await bot.send(row)
+    async def send(row: OutboxRow, progress: Progress) -> None:
+        await bot.send(row, progress)
         probe.delivered.append(time.monotonic())
 
-    worker = OutboxWorker(db, PLATFORM, Channel(send, concurrency), lambda *change: None)
+    channel = Channel(send, concurrency)
+    worker = OutboxWorker(db, Writer.inline(db), PLATFORM, channel, lambda *change: None)
     worker_task = asyncio.create_task(worker.run(), name="outbox-telegram")
     try:
         await asyncio.sleep(0.1)  # the worker's first drain finds nothing and goes idle
@@ -249,7 +253,7 @@ async def _until_delivered(
 ) -> None:
     """Return once no row is pending (rows in flight or waiting to retry stay pending)."""
     next_progress = PROGRESS_EVERY
-    while alerts.pending(db, PLATFORM, 1):
+    while alerts.due(db, PLATFORM, EVER, 1):  # a pending row: in flight or waiting to retry
         elapsed = time.monotonic() - woken
         if elapsed > deadline:
             raise TimeoutError(f"{len(fake.sent)} of {total} sent after {elapsed:.0f} s")
@@ -525,12 +529,13 @@ async def run_discord(channels: int, directory: Path) -> DiscordResult:
     await bot.client.login(fake.token)
     reached: list[float] = []
 
-    async def send(row: OutboxRow) -> None:
-        await bot.send(row)
+    async def send(row: OutboxRow, progress: Progress) -> None:
+        await bot.send(row, progress)
         reached.append(time.monotonic())
 
+    channel = Channel(send, DISCORD_CONCURRENCY)
     worker = OutboxWorker(
-        db, discord_adapter.PLATFORM, Channel(send, DISCORD_CONCURRENCY), lambda *change: None
+        db, Writer.inline(db), discord_adapter.PLATFORM, channel, lambda *change: None
     )
     worker_task = asyncio.create_task(worker.run(), name="outbox-discord")
     try:
@@ -539,7 +544,7 @@ async def run_discord(channels: int, directory: Path) -> DiscordResult:
         enqueued = enqueue_alert(db, now_ms(), discord_adapter.PLATFORM)
         woken = time.monotonic()
         worker.wake()
-        while alerts.pending(db, discord_adapter.PLATFORM, 1):
+        while alerts.due(db, discord_adapter.PLATFORM, EVER, 1):
             if time.monotonic() - woken > enqueued / 10 + 60:
                 raise TimeoutError(f"{len(reached)} of {enqueued} sent")
             await asyncio.sleep(POLL)

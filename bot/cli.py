@@ -140,7 +140,7 @@ def _status(settings: Settings, as_json: bool) -> int:
         return _refuse("status", error)
     except sqlite3.DatabaseError as error:  # a damaged page found while reading
         return _refuse("status", _file_problem(settings, error))
-    print(json.dumps(status, indent=2) if as_json else render_status(status))
+    print(json.dumps(status, indent=2) if as_json else render_status(status, with_runtime=True))
     return 0
 
 

@@ -51,6 +51,11 @@ class CollectorSettings:
 
 
 @dataclass(frozen=True)
+class OutboxSettings:
+    max_age: float = 1800  # seconds: an alert undelivered this long is expired, not sent late
+
+
+@dataclass(frozen=True)
 class ChatPlatformSettings:
     """A chat platform's connection. `token` comes from the file or the environment and is a
     secret: never logged (see bot/logs.py)."""
@@ -74,6 +79,14 @@ _TELEGRAM_TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$", re.ASCII)
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """`[metrics] listen = "host:port"`: the operator HTTP server (/metrics, /healthz,
+    /readyz). Absent: off."""
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     exchanges: dict[str, ExchangeSettings] = field(default_factory=dict)
@@ -86,6 +99,8 @@ class Settings:
     discord: ChatPlatformSettings = field(
         default_factory=lambda: ChatPlatformSettings(None, DISCORD_API_URL)
     )
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
 
     @property
     def secrets(self) -> list[str]:
@@ -128,6 +143,7 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "reconnect_max": (0.1, 3600),
     "recycle_after": (60, 7 * 86_400),
     "silence_timeout": (1, 86_400),
+    "max_age": (60, 86_400),
 }
 MAX_RETENTION_DAYS = 3650
 # Telegram's paid broadcasts go up to 1,000 messages a second; below its free 30 they buy nothing.
@@ -219,6 +235,19 @@ def _days(value: Any) -> float:
     return float(value)
 
 
+def _listen(value: Any) -> tuple[str, int]:
+    """ "host:port" ("[::1]:9108" for IPv6): a literal address or a name, and a port 1-65535."""
+    host, colon, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise ValueError('expected "host:port", such as "127.0.0.1:9108"')
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (1-65535)")
+    if any(char.isspace() or char in "/[]" for char in host):
+        raise ValueError(f"{host!r} is not a host name or address")
+    return host, int(port)
+
+
 def _log_level(value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
@@ -262,7 +291,17 @@ class _Reader:
 
 def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     reader = _Reader(raw)
-    tables = {"storage", "exchanges", "collector", "logging", "defaults", "telegram", "discord"}
+    tables = {
+        "storage",
+        "exchanges",
+        "collector",
+        "logging",
+        "defaults",
+        "telegram",
+        "discord",
+        "metrics",
+        "outbox",
+    }
     for key in sorted(set(raw) - tables):
         if key in HOME_TABLES:
             reader.problems.append(f"{key}: belongs in a table: write it as {HOME_TABLES[key]}")
@@ -324,12 +363,20 @@ def settings_from_dict(raw: Mapping[str, Any]) -> Settings:
     log_level = reader.value(logging_raw, "logging", "level", _log_level, "INFO")
     telegram = _chat_platform(reader, "telegram", TELEGRAM_API_URL, with_gateway=False)
     discord = _chat_platform(reader, "discord", DISCORD_API_URL, with_gateway=True)
+    metrics_raw = reader.table("metrics", {"listen"})
+    metrics = MetricsSettings(reader.value(metrics_raw, "metrics", "listen", _listen, None))
     defaults_raw = reader.table("defaults", set(CONFIG_KEYS))
     defaults, problems = thresholds_from_config(defaults_raw)
     reader.problems += problems
+    outbox_raw = reader.table("outbox", {"max_age"})
+    outbox = OutboxSettings(
+        reader.value(outbox_raw, "outbox", "max_age", _duration("max_age"), OutboxSettings.max_age)
+    )
     if reader.problems:
         raise ConfigError(reader.problems)
-    return Settings(storage, exchanges, collector, log_level, defaults, telegram, discord)
+    return Settings(
+        storage, exchanges, collector, log_level, defaults, telegram, discord, metrics, outbox
+    )
 
 
 def _chat_platform(

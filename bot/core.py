@@ -10,14 +10,17 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bot.clock import SYSTEM, Clock
+from bot.counters import LiquidationCounts
 from bot.derivatives import OI_HISTORY_MS, Derivatives
 from bot.engine import AlertEngine
 from bot.events import FundingRate, Liquidation, OpenInterest, SourceHealth
 from bot.market import HISTORY_MINUTES, MarketState
 from bot.norms import MINUTES_PER_DAY, NORM_DAYS, Norms
-from bot.outbox import Channel, OutboxWorker
+from bot.outbox import DEFAULT_MAX_AGE, Channel, OutboxWorker
 from bot.recorder import Recorder, now_ms
 from bot.subscriptions import Subscription, Thresholds
+from bot.writer import Writer
 from storage import alerts, market_data
 
 log = logging.getLogger(__name__)
@@ -30,8 +33,12 @@ class Core:
         now: int,
         channels: Mapping[str, Channel],
         health: Callable[[], Iterable[SourceHealth]] = tuple,
+        writer: Writer | None = None,
+        outbox_max_age: float = DEFAULT_MAX_AGE,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.db = db
+        self.writer = writer if writer is not None else Writer.inline(db)
         self.norms = Norms()
         self.market = MarketState(now, on_minute_closed=self.norms.add_minute)
         minute = self.market.minute
@@ -52,8 +59,17 @@ class Core:
             _interest_rows(market_data.read_open_interest(db)), now
         )
         self.recorder = Recorder(db, health)
+        self.liquidation_counts = LiquidationCounts()
         self.workers = {
-            platform: OutboxWorker(db, platform, channel, self.chat_changed)
+            platform: OutboxWorker(
+                db,
+                self.writer,
+                platform,
+                channel,
+                self.chat_changed,
+                max_age=outbox_max_age,
+                clock=clock,
+            )
             for platform, channel in channels.items()
         }
         self.engine = AlertEngine(db, self.market, self.norms, self.derivatives, self._wake_workers)
@@ -92,6 +108,7 @@ class Core:
         for event in events:
             add(event)
         self.recorder.add_liquidations(events)
+        self.liquidation_counts.add(events)
         self.engine.on_liquidations(events)
 
     def on_funding(self, rates: list[FundingRate]) -> None:

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, TextIO
 
+from bot.clock import SystemClock
 from bot.core import Core
 from bot.events import Liquidation
-from bot.outbox import Channel, DeliveryError
+from bot.outbox import Channel, DeliveryError, Progress
 from bot.subscriptions import Thresholds
 from bot.venues import binance, bybit, okx
 from handlers.console import ConsoleSender
@@ -69,6 +70,16 @@ def baseline(start: int) -> Iterator[Liquidation]:
                     )
 
 
+class ReplayClock(SystemClock):
+    """The replay's time (outbox ages are measured on it), with real waits."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+
+    def now_ms(self) -> int:
+        return int(self.replay.clock)
+
+
 class Replay:
     def __init__(self, records: list[dict[str, Any]], out: TextIO) -> None:
         self.records = records
@@ -78,13 +89,15 @@ class Replay:
         db = open_database(None)
         with db.atomic():
             market_data.save_liquidations(db, list(baseline(self.start)))
-        self.core = Core(db, self.start, channels={"console": Channel(self._send)})
+        self.core = Core(
+            db, self.start, channels={"console": Channel(self._send)}, clock=ReplayClock(self)
+        )
         self.core.subscribe_console(DEMO_THRESHOLDS, self.start)
         self.contracts: dict[str, okx.Contract] = {}
         self.alerts = 0
         self._console = ConsoleSender(out)
 
-    async def _send(self, row: OutboxRow) -> None:
+    async def _send(self, row: OutboxRow, progress: Progress) -> None:
         stamp = datetime.fromtimestamp(self.clock / 1000, UTC).strftime("%H:%M:%S")
         minutes = (self.clock - self.start) // 60_000
         try:
@@ -92,7 +105,7 @@ class Replay:
         except OSError as error:
             raise DeliveryError(f"demo: {error}", permanent=True) from None
         self.alerts += 1
-        await self._console(row)
+        await self._console(row, progress)
 
     def feed(self, record: dict[str, Any]) -> None:
         venue, at = record["venue"], record["at"]

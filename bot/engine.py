@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from bot import messages
+from bot.alert import Alert
 from bot.arming import Arming
 from bot.derivatives import Derivatives
 from bot.events import Liquidation
@@ -54,6 +55,7 @@ class AlertEngine:
         self._whales: list[Liquidation] = []
         self._wake = asyncio.Event()
         self._market_data_changed = True
+        self.decided: Counter[str] = Counter()  # alerts recorded, by rule (for metrics)
 
     @property
     def states(self) -> dict[StateKey, RuleState]:
@@ -135,8 +137,8 @@ class AlertEngine:
                     f"{chat}|{rule}|{assets}|{minute}",
                     rule,
                     assets,
-                    group[0].side,
-                    messages.merged_alert([t.text for t in group]),
+                    group[0].alert.side,
+                    tuple(t.alert for t in group),
                     now,
                 )
             )
@@ -144,10 +146,16 @@ class AlertEngine:
 
     @staticmethod
     def _item(
-        sub: Subscription, key: str, rule: str, asset: str, side: str | None, text: str, now: int
+        sub: Subscription,
+        key: str,
+        rule: str,
+        asset: str,
+        side: str | None,
+        message: tuple[Alert, ...],
+        now: int,
     ) -> OutboxItem:
         status = HELD if is_quiet(sub, now) else PENDING
-        return OutboxItem(key, sub.platform, sub.chat_id, rule, asset, side, text, status)
+        return OutboxItem(key, sub.platform, sub.chat_id, rule, asset, side, message, status)
 
     def _record(
         self,
@@ -163,6 +171,7 @@ class AlertEngine:
             alerts.save_rule_states(self.db, states)
             alerts.mark_merged(self.db, merged_ids, now)
         self.states.update(states)
+        self.decided.update(item.rule for item in items)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})
@@ -183,15 +192,15 @@ class AlertEngine:
             if due is not None:
                 key, title, windows = due
                 views = [snap.view(window, sub.watch) for window in windows]
-                text = messages.digest(title, views, funding, interest)
-                items.append(self._item(sub, key, "digest", "*", None, text, now))
+                alert = messages.digest(title, views, funding, interest)
+                items.append(self._item(sub, key, "digest", "*", None, (alert,), now))
         for (platform, chat_id), rows in alerts.held(self.db).items():
             quiet_chat = self.book.by_key.get(f"{platform}:{chat_id}")
             if quiet_chat is not None and is_quiet(quiet_chat, now):
                 continue
-            text = messages.quiet_summary([row.text for row in rows])
+            summary = messages.quiet_summary([row.alerts[0].first_line for row in rows])
             key = f"{platform}:{chat_id}|quiet|{rows[0].id}"
-            items.append(OutboxItem(key, platform, chat_id, "quiet", "*", None, text))
+            items.append(OutboxItem(key, platform, chat_id, "quiet", "*", None, (summary,)))
             merged += [row.id for row in rows]
         return self._record(items, {}, now, merged)
 

@@ -1,9 +1,11 @@
 """Websocket connection loops for the liquidation streams.
 
-One `Collector` per venue keeps one connection alive: it subscribes, answers the venue's
-keep-alive, treats a connection that stays silent as broken (a socket can be open while the feed
-is dead: Binance's old `/ws` base does exactly that), reconnects with capped, jittered
-exponential backoff, and records every gap in which nothing could be received.
+One `Collector` per connection (one per venue; Bybit needs several) keeps it alive: it
+subscribes, answers the venue's keep-alive, treats a connection that stays silent as broken (a
+socket can be open while the feed is dead: Binance's old `/ws` base does exactly that),
+reconnects with capped, jittered exponential backoff, and records every gap in which nothing
+could be received. It counts malformed frames apart from the expected ones it ignores (acks,
+pongs, notices), counts refused subscriptions and reconnects at once on a venue's notice.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -23,7 +25,7 @@ from bot.config import CollectorSettings, ExchangeSettings
 from bot.events import Gap, Liquidation, SourceHealth
 from bot.recorder import now_ms
 from bot.rest import RestError
-from bot.venues.common import MALFORMED
+from bot.venues.common import MALFORMED, Control, Tally
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,15 @@ class StreamSpec:
     parse: Callable[[Any, int], list[Liquidation] | None]
     subscribe_frames: Callable[[], list[str]] = list
     prepare: Callable[[], Awaitable[None]] | None = None  # e.g. load instruments before connect
+    # What the parser skipped inside frames it used (the parse function fills it).
+    tally: Tally = field(default_factory=Tally)
+    control: Callable[[Any], Control | None] | None = None  # refused subscriptions, notices
+    symbols: Callable[[], int] = int  # instruments covered, for status
+    # Reloads the instrument list when a push names instruments it lacks (`tally.unknown`).
+    reload: Callable[[], Awaitable[None]] | None = None
+    # A connection with no topics to subscribe waits for some instead of connecting (a Bybit
+    # shard before new listings reach it).
+    idle_without_topics: bool = False
     ping_frame: str | None = None
     ping_interval: float | None = None  # send ping_frame this often (Bybit)
     ping_when_idle: float | None = None  # send ping_frame after this long without input (OKX)
@@ -50,6 +61,10 @@ class StreamSpec:
 
 class StreamSilent(Exception):
     pass
+
+
+class VenueNotice(Exception):
+    """The venue announced that it will cut the connection (OKX notice 64008)."""
 
 
 class Collector:
@@ -73,10 +88,20 @@ class Collector:
         self._gap_since = gap_since
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._parse_error_logged = False
+        self._topics_added = asyncio.Event()
+        self.health_changed = asyncio.Event()  # set on every update of `health`; for waiters
+
+    def current_health(self) -> SourceHealth:
+        """`health`, with the instruments covered counted now (a list reload changes them)."""
+        self.health.symbols = self.spec.symbols()
+        return self.health
 
     async def send(self, frames: list[str]) -> None:
-        """Send frames on the live connection (new subscriptions); no-op while disconnected:
-        the next connection subscribes to everything anyway."""
+        """Send frames on the live connection (new subscriptions); while disconnected the next
+        connection subscribes to everything anyway (and an idle one is woken to do so)."""
+        self.health.symbols = self.spec.symbols()
+        if frames:
+            self._topics_added.set()
         if self._ws is not None and not self._ws.closed:
             for frame in frames:
                 await self._ws.send_str(frame)
@@ -91,6 +116,9 @@ class Collector:
                 reason = "connection recycled" if self._recycled(started) else "closed by venue"
             except StreamSilent:
                 reason = f"silent for {self.silence_timeout:.0f} s"
+            except VenueNotice as notice:
+                log.warning("%s: %s; reconnecting now", self.spec.venue, notice)
+                reason = "connection recycled"
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 reason = f"{type(error).__name__}: {error}"
             except RestError as error:
@@ -105,6 +133,7 @@ class Collector:
                 continue
             delay = self._backoff(attempt)
             attempt += 1
+            self._on_retry(reason, delay)
             log.warning(
                 "%s: %s; reconnecting in %.1f s (attempt %d)",
                 self.spec.venue,
@@ -121,6 +150,15 @@ class Collector:
     def _recycled(self, started: float) -> bool:
         return time.monotonic() - started >= self.settings.recycle_after
 
+    def _on_retry(self, reason: str, delay: float) -> None:
+        health = self.health
+        now = now_ms()
+        if health.retrying_since is None:
+            health.retrying_since = now
+        health.last_error = reason
+        health.next_attempt_at = now + int(delay * 1000)
+        self.health_changed.set()
+
     def _on_disconnect(self) -> None:
         if self.health.connected:
             self.health.connected = False
@@ -130,6 +168,10 @@ class Collector:
     async def _connect_and_receive(self) -> None:
         if self.spec.prepare is not None:
             await self.spec.prepare()
+        self.health.symbols = self.spec.symbols()
+        while self.spec.idle_without_topics and not self.spec.subscribe_frames():
+            self._topics_added.clear()
+            await self._topics_added.wait()
         async with self.session.ws_connect(
             self.spec.url, autoping=True, max_msg_size=MAX_FRAME_BYTES, timeout=CONNECT_TIMEOUT
         ) as ws:
@@ -145,6 +187,8 @@ class Collector:
             self.on_gap(Gap(self.spec.venue, self._gap_since, now_ms()))
             health.reconnects += 1
         health.connected = True
+        health.retrying_since = health.last_error = health.next_attempt_at = None
+        self.health_changed.set()
         self._gap_since = None
         self._parse_error_logged = False
         log.info("%s: connected to %s", self.spec.venue, self.spec.url)
@@ -180,6 +224,8 @@ class Collector:
                 last_input = now
                 if self._handle_text(message.data):
                     last_data = now
+                if spec.tally.unknown and spec.reload is not None:
+                    await spec.reload()  # a push named instruments newer than the list
             if now - last_data >= self.silence_timeout:
                 raise StreamSilent
             if now >= recycle_at:
@@ -192,30 +238,66 @@ class Collector:
                 last_ping = now
 
     def _handle_text(self, text: str) -> bool:
-        """Count and parse one frame; True when it carried liquidations."""
+        """Count and parse one frame; True when it carried liquidations. Raises VenueNotice when
+        the venue announces a cut."""
         health = self.health
+        spec = self.spec
         received = now_ms()
+        self.health_changed.set()
         health.messages += 1
         health.last_message_at = received
-        if text == self.spec.pong_frame:
+        if text == spec.pong_frame:
+            health.ignored += 1
             return False
         try:
             frame = json.loads(text)
         except ValueError:
-            events = None
-        else:
-            events = self.spec.parse(frame, received)
-        if events is None:
-            health.parse_errors += 1
-            if not self._parse_error_logged:
-                self._parse_error_logged = True
-                log.warning(
-                    "%s: skipped a malformed or unexpected frame (further ones are "
-                    "counted, not logged): %.200s",
-                    self.spec.venue,
-                    text,
-                )
+            self._on_malformed(text)
             return False
-        if events:
-            self.on_events(events)
-        return bool(events)
+        tally = spec.tally
+        events = spec.parse(frame, received)
+        if tally.malformed or tally.ignored:
+            health.parse_errors += tally.malformed
+            health.ignored += tally.ignored
+            tally.malformed = tally.ignored = 0
+        elif events == []:
+            health.ignored += 1
+        if events is None:
+            self._on_malformed(text)
+            return False
+        if not events:
+            if spec.control is not None and isinstance(frame, dict):
+                self._on_control(spec.control(frame))
+            return False
+        self.on_events(events)
+        return True
+
+    def _on_malformed(self, text: str) -> None:
+        self.health.parse_errors += 1
+        if not self._parse_error_logged:
+            self._parse_error_logged = True
+            log.warning(
+                "%s: skipped a malformed frame (further ones are counted, not logged): %.200s",
+                self.spec.venue,
+                text,
+            )
+
+    def _on_control(self, control: Control | None) -> None:
+        if control is None:
+            return
+        if control.refused:
+            self.health.refused += len(control.refused)
+            log.error(
+                "%s: the venue refused %d subscription(s): %.300s",
+                self.spec.venue,
+                len(control.refused),
+                ", ".join(control.refused),
+            )
+        if control.reconnect:
+            raise VenueNotice(control.reconnect)
+
+
+async def send_new(collectors: list[Collector], frames: list[list[str]]) -> None:
+    """Hand each of a venue's connections its subscribe frames for new listings."""
+    for collector, own in zip(collectors, frames, strict=True):
+        await collector.send(own)

@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -18,14 +19,17 @@ from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core, cancel_all
 from bot.errors import StartupError
-from bot.events import OpenInterest
-from bot.feeds import Collector
+from bot.events import OpenInterest, SourceHealth, merge_health
+from bot.feeds import Collector, send_new
+from bot.operations import Operations
 from bot.outbox import Channel
 from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.sources import BinanceSource, BybitSource, OkxSource, Source
 from bot.status import build_status
+from bot.supervisor import Fatal, Supervisor
 from bot.venues.common import MALFORMED
+from bot.writer import Writer
 from handlers import console, discord, telegram
 from handlers.discord import DiscordBot
 from handlers.telegram import TelegramBot
@@ -80,7 +84,11 @@ class App:
             )
             channels[discord.PLATFORM] = Channel(self.discord.send, DISCORD_CONCURRENCY)
         self.core = Core(
-            self.db, now_ms(), channels, health=lambda: [c.health for c in self.collectors]
+            self.db,
+            now_ms(),
+            channels,
+            health=lambda: merge_health(c.current_health() for c in self.collectors),
+            outbox_max_age=settings.outbox.max_age,
         )
         # Without a chat platform, alerts go to stdout with the [defaults] thresholds.
         chat_platforms = self.telegram is not None or self.discord is not None
@@ -108,24 +116,57 @@ class App:
         async with aiohttp.ClientSession(timeout=SESSION_TIMEOUT) as session:
             sources = self._sources(session)
             scheduler = self._scheduler(sources)
+            # Operator endpoints and the runtime row, under the supervisor.
+            supervisor = Supervisor()
+            writer = await self._writer()
+            operations = Operations(
+                self.settings.metrics,
+                supervisor,
+                self.core,
+                self._source_health,
+                writer,
+            )
+            try:
+                await operations.start()
+            except StartupError:
+                await writer.close()
+                raise
+            supervisor.start()
             tasks = [asyncio.create_task(coroutine) for coroutine in self.core.coroutines()]
             for platform in (self.telegram, self.discord):
                 if platform is not None:
                     tasks.append(asyncio.create_task(self._or_stop(platform.run(), stop)))
             tasks += [
-                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}")
-                for collector in self.collectors
+                asyncio.create_task(collector.run(), name=f"collector-{collector.spec.venue}-{i}")
+                for i, collector in enumerate(self.collectors)
             ]
             scheduler.start()
-            log.info("liqbot running: %s", ", ".join(s.venue for s in sources))
+            log.info("liqbot running: %s", ", ".join(s.venue for s, _ in sources))
+            fatal = asyncio.ensure_future(supervisor.wait_fatal())
+            stopping = asyncio.ensure_future(stop.wait())
             try:
-                await stop.wait()
+                await asyncio.wait((fatal, stopping), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 log.info("stopping")
+                fatal.cancel()
+                stopping.cancel()
                 scheduler.shutdown(wait=False)
                 await cancel_all(tasks)  # the recorder last, so its final flush sees all
+                await supervisor.stop()
+                await operations.stop()
+                await writer.close()
+            if fatal.done() and not fatal.cancelled():
+                raise fatal.result()
         if self.fatal is not None:
             raise self.fatal
+
+    def _source_health(self) -> list[SourceHealth]:
+        """One health per venue, merged over its connections (what `status` shows)."""
+        return merge_health(c.current_health() for c in self.collectors)
+
+    async def _writer(self) -> Writer:
+        path = self.settings.storage.path
+        return await Writer.start(lambda: open_database(path))
 
     async def _or_stop(self, run: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
         """A platform's run; a StartupError (a refused token) stops all of `run`."""
@@ -135,18 +176,17 @@ class App:
             self.fatal = error
             stop.set()
 
-    def _sources(self, session: aiohttp.ClientSession) -> list[Source]:
+    def _sources(self, session: aiohttp.ClientSession) -> list[tuple[Source, list[Collector]]]:
         last_seen = {
             row["venue"]: row["last_message_at"] for row in market_data.read_health(self.db)
         }
-        sources: list[Source] = []
+        sources: list[tuple[Source, list[Collector]]] = []
         for exchange in self.settings.enabled_exchanges:
             rest = RestClient(session, exchange.name, exchange.rest_url)
             source = SOURCE_TYPES[exchange.name](rest, exchange.ws_url)
-            sources.append(source)
-            self.collectors.append(
+            collectors = [
                 Collector(
-                    source.stream(),
+                    spec,
                     session,
                     exchange,
                     self.settings.collector,
@@ -154,13 +194,16 @@ class App:
                     self.recorder.add_gap,
                     gap_since=last_seen.get(exchange.name),
                 )
-            )
+                for spec in source.streams()
+            ]
+            sources.append((source, collectors))
+            self.collectors += collectors
         return sources
 
-    def _scheduler(self, sources: list[Source]) -> AsyncIOScheduler:
+    def _scheduler(self, sources: list[tuple[Source, list[Collector]]]) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(job_defaults={"coalesce": True, "max_instances": 1})
         config = self.settings.collector
-        for source, collector in zip(sources, self.collectors, strict=True):
+        for source, collectors in sources:
             self._every(
                 scheduler,
                 config.funding_interval,
@@ -177,7 +220,7 @@ class App:
                 scheduler,
                 config.instruments_interval,
                 f"{source.venue}-instruments",
-                self._poll(source.venue, source.refresh_instruments, collector.send),
+                self._poll(source.venue, source.refresh_instruments, partial(send_new, collectors)),
                 start_now=False,
             )
         self._every(scheduler, CLOCK_TICK, "clock", self._tick)
@@ -233,7 +276,7 @@ class App:
 
 
 def run_forever(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT; flush and return 0."""
+    """Run until SIGTERM or SIGINT; flush and return 0. A `Fatal` condition: its line, 1."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -242,5 +285,9 @@ def run_forever(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
         await App(settings).run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Fatal as fatal:
+        log.error("%s", fatal)
+        return 1
     return 0

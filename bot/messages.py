@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.alert import Alert, Field, Line
 from bot.derivatives import OpenInterestMove
 from bot.events import FundingRate, Liquidation
 from bot.formatting import format_number, format_percent, format_price, format_rate, format_usd
@@ -106,68 +107,111 @@ def _context_lines(
     return lines
 
 
+def _ranked_fields(view: WindowView) -> list[Line]:
+    return [Field("Top assets", _ranked(view.by_base)), Field("Venues", _ranked(view.by_exchange))]
+
+
+def _top_assets(view: WindowView) -> tuple[str, ...]:
+    ranked = sorted(view.by_base.items(), key=lambda item: -item[1])[:TOP]
+    return tuple(base for base, usd in ranked if usd > 0)
+
+
+def _window_figures(view: WindowView) -> dict[str, float]:
+    figures = {
+        "total_usd": view.total_usd,
+        "long_usd": view.long_usd,
+        "short_usd": view.short_usd,
+        "dominant_share": view.dominant_share,
+        "count": float(view.count),
+    }
+    if view.norm is not None and view.norm.average_usd > 0:
+        figures["average_usd"] = view.norm.average_usd
+        figures["ratio"] = view.total_usd / view.norm.average_usd
+    return figures
+
+
 def window_alert(
     view: WindowView, funding: Mapping[str, FundingRate], open_interest: Mapping[str, float]
-) -> str:
+) -> Alert:
     lines = [
-        headline(view),
-        "Top assets: " + _ranked(view.by_base),
-        "Venues: " + _ranked(view.by_exchange),
+        *_ranked_fields(view),
         _norm_line(view),
         *_context_lines(view.by_base, funding, open_interest),
     ]
-    return "\n".join(lines)
+    return Alert(
+        "window",
+        _top_assets(view),
+        view.dominant,
+        headline(view),
+        tuple(lines),
+        _window_figures(view),
+    )
 
 
 def spike_alert(
     view: WindowView, funding: Mapping[str, FundingRate], open_interest: Mapping[str, float]
-) -> str:
+) -> Alert:
     assert view.norm is not None and view.norm.average_usd > 0
     ratio = view.total_usd / view.norm.average_usd
-    lines = [
+    first = (
         f"Liquidation spike: {format_usd(view.total_usd)} in {view.window}, {ratio:.1f}x the "
-        f"{_history_days(view.norm)}-day {AVERAGE_NAMES[view.window]} average",
+        f"{_history_days(view.norm)}-day {AVERAGE_NAMES[view.window]} average"
+    )
+    lines = [
         headline(view),
-        "Top assets: " + _ranked(view.by_base),
-        "Venues: " + _ranked(view.by_exchange),
+        *_ranked_fields(view),
         *_context_lines(view.by_base, funding, open_interest),
     ]
-    return "\n".join(lines)
-
-
-def whale_alert(event: Liquidation) -> str:
-    return (
-        f"Whale liquidation: {format_usd(event.usd)} {event.base} {event.position} on "
-        f"{venue_name(event.venue)}\n"
-        f"{event.symbol}: {format_number(event.qty)} {event.base} at "
-        f"${format_price(event.price)}"
+    return Alert(
+        "spike", _top_assets(view), view.dominant, first, tuple(lines), _window_figures(view)
     )
 
 
-def funding_alert(rate: FundingRate) -> str:
+def whale_alert(event: Liquidation) -> Alert:
+    return Alert(
+        "whale",
+        (event.base,),
+        event.position,
+        f"Whale liquidation: {format_usd(event.usd)} {event.base} {event.position} on "
+        f"{venue_name(event.venue)}",
+        (
+            f"{event.symbol}: {format_number(event.qty)} {event.base} at "
+            f"${format_price(event.price)}",
+        ),
+        {"usd": event.usd, "qty": event.qty, "price": event.price},
+    )
+
+
+def funding_alert(rate: FundingRate) -> Alert:
     payer, receiver = ("longs", "shorts") if rate.rate_8h > 0 else ("shorts", "longs")
     interval = f"{rate.interval_hours:g}h"
-    return (
+    return Alert(
+        "funding",
+        (rate.base,),
+        None,
         f"{rate.base} funding {format_rate(rate.rate_8h)} per 8h on {venue_name(rate.venue)}: "
-        f"{payer} pay {receiver}\n"
-        f"{rate.symbol}: {format_rate(rate.rate)} every {interval} ({rate.apr * 100:+.0f}% APR)"
+        f"{payer} pay {receiver}",
+        (f"{rate.symbol}: {format_rate(rate.rate)} every {interval} ({rate.apr * 100:+.0f}% APR)",),
+        {
+            "rate_8h": rate.rate_8h,
+            "rate": rate.rate,
+            "interval_hours": rate.interval_hours,
+            "apr": rate.apr,
+        },
     )
 
 
-def open_interest_alert(move: OpenInterestMove, window: str) -> str:
+def open_interest_alert(move: OpenInterestMove, window: str) -> Alert:
     direction = "up" if move.change > 0 else "down"
-    return (
+    return Alert(
+        "oi",
+        (move.base,),
+        None,
         f"{move.base} open interest {direction} {abs(move.change) * 100:.1f}% in {window} "
-        f"to {format_usd(move.now_usd)}\n"
-        f"From {format_usd(move.before_usd)}, summed across venues"
+        f"to {format_usd(move.now_usd)}",
+        (f"From {format_usd(move.before_usd)}, summed across venues",),
+        {"change": move.change, "now_usd": move.now_usd, "before_usd": move.before_usd},
     )
-
-
-def merged_alert(texts: list[str]) -> str:
-    """Several alerts of one rule for one chat in one pass, as one message."""
-    if len(texts) == 1:
-        return texts[0]
-    return "\n\n".join(texts)
 
 
 def digest(
@@ -175,18 +219,18 @@ def digest(
     views: list[WindowView],
     funding: Mapping[str, FundingRate],
     open_interest: Mapping[str, float],
-) -> str:
+) -> Alert:
     first = views[0]
-    lines = [
+    first_line = (
         f"{title}: {headline(first)}"
         if first.total_usd
         else f"{title}: no liquidations in {first.window}"
-    ]
+    )
+    lines: list[Line] = []
     for view in views[1:]:
         lines.append(headline(view) if view.total_usd else f"No liquidations in {view.window}")
     if first.total_usd:
-        lines.append("Top assets: " + _ranked(first.by_base))
-        lines.append("Venues: " + _ranked(first.by_exchange))
+        lines += _ranked_fields(first)
     extremes = sorted(funding.values(), key=lambda r: -abs(r.rate_8h))[:TOP]
     if extremes:
         lines.append(
@@ -198,11 +242,13 @@ def digest(
     largest = sorted(open_interest.items(), key=lambda item: -item[1])[:TOP]
     if largest:
         lines.append("Open interest: " + ", ".join(f"{b} {format_usd(u)}" for b, u in largest))
-    return "\n".join(lines)
+    return Alert(
+        "digest", _top_assets(first), None, first_line, tuple(lines), _window_figures(first)
+    )
 
 
-def quiet_summary(texts: list[str]) -> str:
-    count = f"{len(texts)} alerts were" if len(texts) != 1 else "1 alert was"
-    lines = [f"During quiet hours, {count} held back:"]
-    lines += [f"- {text.splitlines()[0]}" for text in texts]
-    return "\n".join(lines)
+def quiet_summary(first_lines: Sequence[str]) -> Alert:
+    """The first lines of the alerts held back by quiet hours, as one alert."""
+    count = f"{len(first_lines)} alerts were" if len(first_lines) != 1 else "1 alert was"
+    lines = tuple(f"- {line}" for line in first_lines)
+    return Alert("quiet", (), None, f"During quiet hours, {count} held back:", lines)

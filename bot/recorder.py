@@ -37,6 +37,9 @@ class Recorder:
         self._gaps: list[Gap] = []
         self._full = asyncio.Event()
         self._flushed = asyncio.Event()
+        # Whether the last write succeeded (readiness and status report it).
+        self.storage_ok = True
+        self.storage_error: str | None = None
 
     def add_liquidations(self, events: list[Liquidation]) -> None:
         self._rows += map(market_data.liquidation_row, events)

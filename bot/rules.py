@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot import messages
+from bot.alert import Alert
 from bot.arming import Arming, Fired, Settled
 from bot.derivatives import Derivatives, OpenInterestMove
 from bot.events import FundingRate, Liquidation
@@ -37,8 +38,7 @@ class Trigger:
     sub: Subscription
     rule: str
     asset: str
-    text: str
-    side: str | None
+    alert: Alert
 
 
 class Ladder:
@@ -299,7 +299,7 @@ class Evaluation:
         self.fired: list[Fired] = []
         self.settled = Settled(snap.market.minute, snap._by_base, set())
         self._due = self.arming.due(snap)
-        self._texts: dict[tuple[str, str, str], str] = {}
+        self._alerts: dict[tuple[str, str, str], Alert] = {}
 
     def _may_fire(self, sub: Subscription, rule: str, asset: str) -> bool:
         if sub.mute_until is not None and self.snap.now < sub.mute_until:
@@ -310,12 +310,10 @@ class Evaluation:
         cooled = self.snap.now - state.last_fired_at >= sub.thresholds.cooldown * 1000
         return state.armed and cooled
 
-    def _fire(
-        self, subs: Iterable[Subscription], rule: str, asset: str, text: str, side: str | None
-    ) -> None:
+    def _fire(self, subs: Iterable[Subscription], rule: str, asset: str, alert: Alert) -> None:
         for sub in subs:
             if self._may_fire(sub, rule, asset):
-                self.triggers.append(Trigger(sub, rule, asset, text, side))
+                self.triggers.append(Trigger(sub, rule, asset, alert))
 
     def _fire_crossed(
         self, group: Group, rule: str, asset: str, value: float, share: float | None = None
@@ -337,7 +335,7 @@ class Evaluation:
         ready = [p for p in positions if now >= mutes[p]]  # not muted
         waiting = len(ready) < len(positions)
         subs, states = ladder.subs, self.states
-        made: tuple[str, str | None] | None = None
+        made: Alert | None = None
         for position in ready:
             sub = subs[position]
             state = states.get((sub.key, rule, asset))
@@ -348,7 +346,7 @@ class Evaluation:
                 continue
             if made is None:
                 made = self._message(group, rule, asset)
-            self.triggers.append(Trigger(sub, rule, asset, *made))
+            self.triggers.append(Trigger(sub, rule, asset, made))
             self.fired.append((rule, group, asset, position))
         return waiting
 
@@ -360,22 +358,22 @@ class Evaluation:
         live = context.live
         return bool(live) and value >= context.ladder.thresholds[live[0]]
 
-    def _message(self, group: Group, rule: str, asset: str) -> tuple[str, str | None]:
+    def _message(self, group: Group, rule: str, asset: str) -> Alert:
         snap = self.snap
         if rule in ("window", "spike"):
             view = snap.view(group.window, group.watch)
-            alert = messages.window_alert if rule == "window" else messages.spike_alert
-            return alert(view, snap.funding(), snap.open_interest()), view.dominant
+            build = messages.window_alert if rule == "window" else messages.spike_alert
+            return build(view, snap.funding(), snap.open_interest())
         window = group.window if rule == "oi" else ""
         key = (rule, asset, window)
-        text = self._texts.get(key)
-        if text is None:
+        alert = self._alerts.get(key)
+        if alert is None:
             if rule == "funding":
-                text = messages.funding_alert(snap.funding()[asset])
+                alert = messages.funding_alert(snap.funding()[asset])
             else:
-                text = messages.open_interest_alert(snap.move_of(window)[asset], window)
-            self._texts[key] = text
-        return text, None
+                alert = messages.open_interest_alert(snap.move_of(window)[asset], window)
+            self._alerts[key] = alert
+        return alert
 
     def liquidations(self, whales: Iterable[Liquidation]) -> None:
         snap, groups = self.snap, self.book.groups
@@ -400,11 +398,11 @@ class Evaluation:
                 ):
                     waiting.add(index)
         for event in whales:
-            text = messages.whale_alert(event)
+            alert = messages.whale_alert(event)
             for base in (MARKET, event.base):
                 ladder = self.book.whales.get(base)
                 if ladder:
-                    self._fire(ladder.crossed(event.usd), "whale", event.base, text, event.position)
+                    self._fire(ladder.crossed(event.usd), "whale", event.base, alert)
 
     def funding_and_open_interest(self) -> None:
         """Each group's funding, then open interest rules, assets in the order of the data.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from bot.outbox import DeliveryError
+from bot.outbox import DeliveryError, Progress
 from storage.alerts import OutboxRow
 
 PLATFORM = "console"
@@ -17,7 +17,7 @@ class ConsoleSender:
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
 
-    async def __call__(self, row: OutboxRow) -> None:
+    async def __call__(self, row: OutboxRow, progress: Progress) -> None:
         try:
             self.stream.write(f"{row.text}\n\n")
             self.stream.flush()

@@ -4,6 +4,7 @@ one command core, alerts as embeds, delivery paced per channel. No command logic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -16,7 +17,7 @@ from discord import app_commands
 from bot.commands import PRESETS, ChatRef, CommandCore, Reply
 from bot.errors import StartupError
 from bot.formatting import split_message
-from bot.outbox import DeliveryError
+from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
 from bot.subscriptions import SETTING_KEYS
 from storage.alerts import OutboxRow
@@ -32,7 +33,13 @@ PACER_LIMITS = (Limit(45, 1.0), Limit(5, 5.5))
 # little late, share one of Discord's seconds with the next burst (429s in the fan-out bench).
 PACER_SPACING = 1 / 50
 COLOURS = {"long": discord.Colour.red(), "short": discord.Colour.green()}
-FIELD_PREFIXES = ("Top assets: ", "Venues: ")
+FAILED_REPLY = "Something went wrong on our side; please try again in a minute."
+# Commands whose core call reads or writes storage: answered after a deferral (Discord allows 3 s
+# for the first response), so a slow moment never loses the reply.
+DEFERRED = frozenset(
+    {"subscribe", "unsubscribe", "status", "settings", "set", "watch", "mute", "unmute", "quiet"}
+    | {"digest", "button"}
+)
 START_RETRY_MAX = 60.0
 ChatEvent = Callable[[str, str, str | None], None]
 
@@ -45,18 +52,18 @@ def point_at(api_url: str, gateway_url: str | None) -> None:
 
 
 def alert_embeds(row: OutboxRow) -> list[discord.Embed]:
-    """An alert as embeds: coloured by the dominant side, asset and venue lines as fields; the
-    description starts with the same first line as on Telegram."""
-    lines = row.text.split("\n")
-    fields = [line.split(": ", 1) for line in lines if line.startswith(FIELD_PREFIXES)]
-    body = "\n".join(line for line in lines if not line.startswith(FIELD_PREFIXES))
-    colour = COLOURS.get(row.side or "", discord.Colour.blurple())
+    """An outbox message as embeds, from its alerts' data: coloured by the dominant side, the
+    labelled lines (top assets, venues) as fields; the description starts with the same first
+    line as on Telegram."""
+    body = "\n\n".join("\n".join([a.first_line, *a.plain_lines]) for a in row.alerts)
+    colour = COLOURS.get(row.alerts[0].side or "", discord.Colour.blurple())
     embeds = [
         discord.Embed(description=part, colour=colour)
         for part in split_message(body, MAX_DESCRIPTION)
     ]
-    for name, value in fields:
-        embeds[0].add_field(name=name, value=value, inline=False)
+    for alert in row.alerts:
+        for field in alert.fields:
+            embeds[0].add_field(name=field.name, value=field.value, inline=False)
     return embeds
 
 
@@ -131,11 +138,22 @@ class DiscordBot:
     async def _on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
+        """Every error a command raised: logged with its traceback, the user told in one line
+        (if that reply fails too, it is logged, not raised again)."""
         log.error(
             "discord: error in /%s",
             interaction.command and interaction.command.name,
             exc_info=error,
         )
+        try:
+            if interaction.response.is_done():
+                with contextlib.suppress(discord.NotFound):  # no "thinking" placeholder left
+                    await interaction.delete_original_response()
+                await interaction.followup.send(FAILED_REPLY, ephemeral=True)
+            else:
+                await interaction.response.send_message(FAILED_REPLY, ephemeral=True)
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as reply_error:
+            log.warning("discord: could not tell the user about the error: %s", reply_error)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -147,18 +165,25 @@ class DiscordBot:
         async def is_admin() -> bool:
             return interaction.permissions.manage_channels
 
+        if command in DEFERRED:
+            await interaction.response.defer(thinking=True)
         reply = await self.core.handle(command, chat, args, is_admin, user=str(interaction.user.id))
         if reply is None:
             reply = Reply("Too many commands: wait a minute and try again.", refusal=True)
         await self._respond(interaction, reply)
 
     async def _respond(self, interaction: discord.Interaction, reply: Reply) -> None:
+        """The reply: as the interaction's response, or after a deferral as follow-ups. A
+        refusal is for the user alone: its public "thinking" placeholder is removed first."""
         parts = split_message(discord.utils.escape_markdown(reply.text), MAX_CONTENT)
         view = self._buttons(reply)
-        if view is None:
-            await interaction.response.send_message(parts[0], ephemeral=reply.refusal)
+        extra: dict[str, Any] = {} if view is None else {"view": view}
+        if interaction.response.is_done():
+            if reply.refusal:
+                await interaction.delete_original_response()
+            await interaction.followup.send(parts[0], ephemeral=reply.refusal, **extra)
         else:
-            await interaction.response.send_message(parts[0], ephemeral=reply.refusal, view=view)
+            await interaction.response.send_message(parts[0], ephemeral=reply.refusal, **extra)
         for part in parts[1:]:
             await interaction.followup.send(part, ephemeral=reply.refusal)
 
@@ -258,10 +283,13 @@ class DiscordBot:
 
     # -- delivery ------------------------------------------------------------------------------
 
-    async def send(self, row: OutboxRow) -> None:
-        """Deliver one outbox alert to its channel as embeds."""
+    async def send(self, row: OutboxRow, progress: Progress) -> None:
+        """Deliver one outbox alert to its channel as embeds, one message each, starting after
+        those that arrived before (`row.parts_sent`, stored through `progress`)."""
         channel = self.client.get_partial_messageable(int(row.chat_id))
-        for embed in alert_embeds(row):
+        embeds = alert_embeds(row)
+        for index in range(row.parts_sent, len(embeds)):
+            embed = embeds[index]
             await self.pacer.wait(row.chat_id)
             try:
                 await channel.send(embed=embed)
@@ -269,3 +297,5 @@ class DiscordBot:
                 raise DeliveryError(f"discord: {error}", chat_gone=True) from None
             except (discord.HTTPException, aiohttp.ClientError, OSError) as error:
                 raise DeliveryError(f"discord: {error}") from None
+            if index + 1 < len(embeds):
+                await progress(index + 1)

@@ -45,7 +45,7 @@ from telegram.ext import (
 from bot.commands import COMMANDS, ChatRef, CommandCore, Reply
 from bot.errors import StartupError
 from bot.formatting import split_message
-from bot.outbox import DeliveryError
+from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
 from handlers.telegram_http import AiohttpRequest
 from storage.alerts import OutboxRow
@@ -80,6 +80,7 @@ NO_RIGHTS = ("chat not found", "need administrator rights", "not enough rights")
 # size): a chat waiting out its pace holds up only its own replies, not the next chat's.
 CONCURRENT_UPDATES = 256
 ChatEvent = Callable[[str, str, str | None], None]
+FAILED_REPLY = "Something went wrong on our side; please try again in a minute."
 
 
 def _seconds(value: int | timedelta) -> float:
@@ -93,6 +94,13 @@ def render(text: str, bold_first_line: bool = False) -> str:
         first, _, rest = escaped.partition("\n")
         escaped = f"<b>{first}</b>" + (f"\n{rest}" if rest else "")
     return escaped
+
+
+def alert_parts(row: OutboxRow) -> list[str]:
+    """An outbox message as Telegram HTML, in parts within the length limit (counted on the
+    visible text); the alert's first line is bold, every value escaped."""
+    parts = split_message(row.text, MAX_TEXT)
+    return [render(part, bold_first_line=index == 0) for index, part in enumerate(parts)]
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
@@ -136,7 +144,6 @@ class TelegramBot:
         self.core = core
         self.on_chat_change = on_chat_change
         self.paid = paid_rate is not None
-        self._parts_sent: dict[int, int] = {}  # outbox id -> parts of a split alert delivered
         self._audiences: dict[int, tuple[float, int | None]] = {}  # chat -> (asked at, size)
         self._http = AiohttpRequest()
         self.pacer = Pacer(
@@ -296,6 +303,7 @@ class TelegramBot:
         chat_id: str,
         is_group: bool,
         call: Callable[[], Awaitable[object]],
+        wait_out_flood: bool = True,
         paid: bool = False,
     ) -> None:
         """One API call that sends a message, within the limits; a flood answer is waited out
@@ -305,6 +313,8 @@ class TelegramBot:
         try:
             await call()
         except RetryAfter as error:
+            if not wait_out_flood:
+                raise
             await asyncio.sleep(_seconds(error.retry_after))
             await self.pacer.wait(chat_id, is_group, paid)
             await call()
@@ -331,20 +341,31 @@ class TelegramBot:
             self.on_chat_change(PLATFORM, str(message.chat.id), str(message.migrate_to_chat_id))
 
     async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every error a handler raised: logged with its traceback, and the user who sent the
+        update told in one line (if that reply fails too, it is logged, not raised again)."""
         log.error("telegram: error while handling an update", exc_info=context.error)
+        message = update.effective_message if isinstance(update, Update) else None
+        if message is None:
+            return
+        try:
+            await message.reply_text(FAILED_REPLY)
+        except TelegramError as error:
+            log.warning(
+                "telegram: could not tell chat %s about the error: %s", message.chat_id, error
+            )
 
     # -- delivery ------------------------------------------------------------------------------
 
-    async def send(self, row: OutboxRow) -> None:
-        """Deliver one outbox alert, split when over Telegram's length limit. When a later part
-        fails, the parts that arrived are remembered, so the retry sends only the rest."""
+    async def send(self, row: OutboxRow, progress: Progress) -> None:
+        """Deliver one outbox alert, split when over Telegram's length limit, starting after the
+        parts that arrived before (`row.parts_sent`, stored through `progress`). A flood answer
+        is raised with its wait, for the outbox to schedule the retry without holding a slot."""
         chat_id = row.chat_id
         is_group = chat_id.startswith("-")
-        parts = split_message(row.text, MAX_TEXT)
-        for index in range(self._parts_sent.get(row.id, 0), len(parts)):
-            part = parts[index]
+        parts = alert_parts(row)
+        for index in range(row.parts_sent, len(parts)):
 
-            async def send(text: str = render(part, bold_first_line=index == 0)) -> object:
+            async def send(text: str = parts[index]) -> object:
                 return await self.app.bot.send_message(
                     int(chat_id),
                     text,
@@ -354,7 +375,7 @@ class TelegramBot:
                 )
 
             try:
-                await self._paced(chat_id, is_group, send, paid=self.paid)
+                await self._paced(chat_id, is_group, send, wait_out_flood=False, paid=self.paid)
             except RetryAfter as error:
                 raise DeliveryError(str(error), retry_after=_seconds(error.retry_after)) from None
             except ChatMigrated as error:
@@ -366,6 +387,5 @@ class TelegramBot:
                 raise DeliveryError(str(error), chat_gone=gone, permanent=True) from None
             except NetworkError as error:
                 raise DeliveryError(f"network: {error}") from None
-            if len(parts) > 1:
-                self._parts_sent[row.id] = index + 1
-        self._parts_sent.pop(row.id, None)
+            if index + 1 < len(parts):
+                await progress(index + 1)

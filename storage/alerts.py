@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from bot.alert import Alert, from_json, plain, text_of, to_json
 from bot.subscriptions import Subscription, Thresholds
 
 PENDING, HELD, SENT, FAILED, MERGED = "pending", "held", "sent", "failed", "merged"
+EXPIRED = "expired"  # undelivered for longer than the outbox's max age: not sent late
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +32,7 @@ class OutboxItem:
     rule: str
     asset: str
     side: str | None
-    text: str
+    alerts: tuple[Alert, ...]  # one message: several alerts of one rule in one pass
     status: str = PENDING
 
 
@@ -42,8 +44,39 @@ class OutboxRow:
     rule: str
     asset: str
     side: str | None
-    text: str
+    alerts: tuple[Alert, ...]
     attempts: int
+    parts_sent: int  # parts of a split message already delivered
+    created_at: int
+
+    @property
+    def text(self) -> str:
+        """The message as plain text (console; Telegram before escaping)."""
+        return text_of(self.alerts)
+
+
+_ROW = (
+    "SELECT id, platform, chat_id, rule, asset, side, alerts, text, attempts, parts_sent,"
+    " created_at FROM outbox"
+)
+
+
+def _rows(cursor: Iterable[tuple[Any, ...]]) -> list[OutboxRow]:
+    """Rows as records; many chats get the same message, so each distinct one is decoded once."""
+    decoded: dict[str, tuple[Alert, ...]] = {}
+    rows = []
+    for values in cursor:
+        id_, platform, chat_id, rule, asset, side, stored, text, attempts, parts, created = values
+        if stored is None:  # recorded before alerts were structured: only its text
+            message: tuple[Alert, ...] = (plain(text, rule, side),)
+        else:
+            if stored not in decoded:
+                decoded[stored] = from_json(stored)
+            message = decoded[stored]
+        rows.append(
+            OutboxRow(id_, platform, chat_id, rule, asset, side, message, attempts, parts, created)
+        )
+    return rows
 
 
 def _subscription_row(sub: Subscription) -> dict[str, Any]:
@@ -137,13 +170,33 @@ def save_rule_states(db: Database, states: dict[tuple[str, str, str], RuleState]
 
 def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
     """Record alerts; an item whose key was recorded before is ignored. Returns how many are new.
-    Each row takes its chat's delivery priority from the subscription (see `pending`)."""
+    Many chats get the same alerts in a pass: each distinct message is encoded once. Each row
+    takes its chat's delivery priority from the subscription (see `due`)."""
+    encoded: dict[tuple[int, ...], str] = {}
+
+    def stored(alerts: tuple[Alert, ...]) -> str:
+        key = tuple(map(id, alerts))
+        if key not in encoded:
+            encoded[key] = to_json(alerts)
+        return encoded[key]
+
     cursor = db.conn.executemany(
-        "INSERT OR IGNORE INTO outbox (key, platform, chat_id, rule, asset, side, text, status,"
-        " attempts, created_at, updated_at, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?,"
-        f" {_PRIORITY_OF_CHAT})",
+        "INSERT OR IGNORE INTO outbox (key, platform, chat_id, rule, asset, side, alerts, status,"
+        " attempts, parts_sent, created_at, updated_at, priority)"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, {_PRIORITY_OF_CHAT})",
         [
-            (i.key, i.platform, i.chat_id, i.rule, i.asset, i.side, i.text, i.status, now, now)
+            (
+                i.key,
+                i.platform,
+                i.chat_id,
+                i.rule,
+                i.asset,
+                i.side,
+                stored(i.alerts),
+                i.status,
+                now,
+                now,
+            )
             for i in items
         ],
     )
@@ -154,40 +207,87 @@ def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
 _PRIORITY_OF_CHAT = (
     "coalesce((SELECT s.priority FROM subscriptions s WHERE s.platform = ?2 AND s.chat_id = ?3), 0)"
 )
-# Pending rows, the chats with the most readers first (bot/delivery_order.py), then the oldest.
+# Due rows, the chats with the most readers first (bot/delivery_order.py), then the oldest.
 DELIVERY_ORDER = "ORDER BY priority DESC, id"
 
 
-def pending(db: Database, platform: str, limit: int = 100) -> list[OutboxRow]:
-    return [
-        OutboxRow(*row)
-        for row in db.execute(
-            "SELECT id, platform, chat_id, rule, asset, side, text, attempts FROM outbox"
-            f" WHERE platform = ? AND status = ? {DELIVERY_ORDER} LIMIT ?",
-            [platform, PENDING, limit],
+def due(db: Database, platform: str, now: int, limit: int) -> list[OutboxRow]:
+    """Each chat's oldest pending row, when it is due (never tried, or its retry time has come),
+    the chats with the most readers first, then the oldest: one chat's backlog or failures
+    never hold back the others'."""
+    return _rows(
+        db.execute(
+            # Pending rows in delivery order (index on platform, status, priority, id), each
+            # kept when no older pending row of its chat exists (a seek in the platform, status,
+            # chat_id index).
+            f"{_ROW} AS o WHERE platform = ? AND status = ?"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.platform = o.platform"
+            " AND p.status = o.status AND p.chat_id = o.chat_id AND p.id < o.id)"
+            f" {DELIVERY_ORDER} LIMIT ?",
+            [platform, PENDING, now, limit],
         )
-    ]
+    )
 
 
-def mark(db: Database, outbox_id: int, status: str, now: int, error: str | None = None) -> None:
-    """Record a delivery attempt: `status` SENT, FAILED, or PENDING to try again later."""
+def next_attempt_at(db: Database, platform: str, now: int) -> int | None:
+    """When the earliest retry after `now` is due (None: no pending row waits for one)."""
+    row = db.execute(
+        "SELECT MIN(next_attempt_at) FROM outbox WHERE platform = ? AND status = ?"
+        " AND next_attempt_at > ?",
+        [platform, PENDING, now],
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def mark_sent(db: Database, outbox_id: int, now: int) -> None:
     with db.atomic():
         db.execute(
-            "UPDATE outbox SET status = ?, attempts = attempts + 1, error = ?, updated_at = ?"
-            " WHERE id = ?",
-            [status, error, now, outbox_id],
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, error = NULL,"
+            " next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+            [SENT, now, outbox_id],
         )
+
+
+def mark_failed(db: Database, outbox_id: int, now: int, error: str, retry_at: int | None) -> None:
+    """A failed attempt: tried again at `retry_at` (ms), or given up (`retry_at` None)."""
+    status = FAILED if retry_at is None else PENDING
+    with db.atomic():
+        db.execute(
+            "UPDATE outbox SET status = ?, attempts = attempts + 1, error = ?,"
+            " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+            [status, error, retry_at, now, outbox_id],
+        )
+
+
+def mark_parts_sent(db: Database, outbox_id: int, parts: int, now: int) -> None:
+    """Parts of a split message that arrived: a retry, even after a restart, sends the rest."""
+    with db.atomic():
+        db.execute(
+            "UPDATE outbox SET parts_sent = ?, updated_at = ? WHERE id = ?",
+            [parts, now, outbox_id],
+        )
+
+
+def expire(db: Database, platform: str, created_before: int, now: int) -> int:
+    """Mark pending rows recorded before `created_before` expired; how many were. Ids follow
+    recording time, so only the rows older than the oldest fresh one are visited: a sweep that
+    finds nothing stale costs an index step, not a scan of every pending row."""
+    with db.atomic():
+        cursor = db.execute(
+            "UPDATE outbox SET status = ?, error = 'expired undelivered', updated_at = ?"
+            " WHERE platform = ? AND status = ? AND created_at < ? AND id < COALESCE("
+            "(SELECT id FROM outbox WHERE platform = ? AND status = ? AND created_at >= ?"
+            " ORDER BY id LIMIT 1), 9223372036854775807)",
+            [EXPIRED, now, platform, PENDING, created_before, platform, PENDING, created_before],
+        )
+    return cursor.rowcount
 
 
 def held(db: Database) -> dict[tuple[str, str], list[OutboxRow]]:
     """Alerts held back by quiet hours, by (platform, chat id)."""
     by_chat: dict[tuple[str, str], list[OutboxRow]] = {}
-    for row in db.execute(
-        "SELECT id, platform, chat_id, rule, asset, side, text, attempts FROM outbox"
-        " WHERE status = ? ORDER BY id",
-        [HELD],
-    ):
-        item = OutboxRow(*row)
+    for item in _rows(db.execute(f"{_ROW} WHERE status = ? ORDER BY id", [HELD])):
         by_chat.setdefault((item.platform, item.chat_id), []).append(item)
     return by_chat
 

@@ -145,6 +145,12 @@ def save_health(db: Database, sources: Iterable[SourceHealth], now_ms: int) -> N
                 "reconnects": s.reconnects,
                 "messages": s.messages,
                 "parse_errors": s.parse_errors,
+                "ignored": s.ignored,
+                "symbols": s.symbols,
+                "refused": s.refused,
+                "retrying_since": s.retrying_since,
+                "last_error": s.last_error,
+                "next_attempt_at": s.next_attempt_at,
                 "updated_at": now_ms,
             }
             for s in sources

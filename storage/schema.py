@@ -130,6 +130,58 @@ def drop_events_ts_index(db: Database) -> None:
 
 
 @migrations()
+def add_source_coverage_and_retry_columns(db: Database) -> None:
+    """Source health: frames ignored (not malformed), instruments covered, refused
+    subscriptions, and the retry state of a venue that cannot be reached."""
+    sources = db.table("sources")
+    for name, kind in (
+        ("ignored", int),
+        ("symbols", int),
+        ("refused", int),
+        ("retrying_since", int),
+        ("last_error", str),
+        ("next_attempt_at", int),
+    ):
+        sources.add_column(name, kind)
+
+
+@migrations()
+def create_runtime_table(db: Database) -> None:
+    """One row that `run` rewrites every second, so `liqbot status` (another process) can show
+    how the running process is doing; `tasks` is a JSON object of task states."""
+    db.table("runtime").create(
+        {
+            "id": int,
+            "started_at": int,
+            "updated_at": int,
+            "stopped_at": int,
+            "loop_lag_p50_ms": float,
+            "loop_lag_p99_ms": float,
+            "loop_lag_max_ms": float,
+            "tasks": str,
+        },
+        pk="id",
+    )
+
+
+@migrations()
+def structure_outbox(db: Database) -> None:
+    """Alerts as data (JSON, rendered per platform at delivery), retry times, the parts of a
+    split message already delivered, and indexes that find each chat's oldest pending row and
+    the next retry without a scan of the pending ones."""
+    outbox = db.table("outbox")
+    outbox.add_column("alerts", str)
+    outbox.add_column("next_attempt_at", int)
+    outbox.add_column("parts_sent", int, not_null_default=0)
+    outbox.create_index(["platform", "status", "chat_id"])
+    # Only rows waiting for a retry have a next attempt: new rows cost this index nothing.
+    db.execute(
+        "CREATE INDEX idx_outbox_retries ON outbox (platform, status, next_attempt_at)"
+        " WHERE next_attempt_at IS NOT NULL"
+    )
+
+
+@migrations()
 def add_delivery_priority(db: Database) -> None:
     """Delivery order (bot/delivery_order.py): a priority per subscription, copied into each
     outbox row, and an index that serves pending rows highest first without sorting. Telegram

@@ -9,9 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bot.clock import SystemClock
 from bot.core import Core
 from bot.events import FundingRate, Liquidation, OpenInterest, Position
-from bot.outbox import Channel
+from bot.outbox import Channel, Progress
 from bot.subscriptions import Subscription, Thresholds
 from storage import alerts, market_data, open_database
 from storage.alerts import OutboxRow
@@ -94,11 +95,21 @@ class Recording:
     def __init__(self) -> None:
         self.rows: list[OutboxRow] = []
 
-    async def __call__(self, row: OutboxRow) -> None:
+    async def __call__(self, row: OutboxRow, progress: Progress) -> None:
         self.rows.append(row)
 
     def texts(self, chat_id: str) -> list[str]:
         return [row.text for row in self.rows if row.chat_id == chat_id]
+
+
+class StepClock(SystemClock):
+    """The time of the step a test is at (outbox ages are measured on it), with real waits."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def now_ms(self) -> int:
+        return self.now
 
 
 class Bot:
@@ -108,7 +119,9 @@ class Bot:
     def __init__(self, path: Path, now: int, concurrency: int = 16) -> None:
         self.sent = Recording()
         self.db = open_database(path)
-        self.core = Core(self.db, now, channels={PLATFORM: Channel(self.sent, concurrency)})
+        self.clock = StepClock(now)
+        channels = {PLATFORM: Channel(self.sent, concurrency)}
+        self.core = Core(self.db, now, channels=channels, clock=self.clock)
         self.engine = self.core.engine
         self._seen = 0
 
@@ -134,11 +147,13 @@ class Bot:
 
     async def step(self, now: int) -> dict[str, list[str]]:
         """One engine pass at `now`, then delivery."""
+        self.clock.now = now
         self.engine.evaluate(now)
         return await self.deliver()
 
     async def schedule(self, now: int) -> dict[str, list[str]]:
         """The clock tick and the scheduled-alerts job of `liqbot run` at `now`, then delivery."""
+        self.clock.now = now
         self.core.market.advance(now)
         self.engine.scheduled(now)
         return await self.deliver()

@@ -4,6 +4,7 @@ tests can wait on."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -49,6 +50,8 @@ async def started_fakes() -> AsyncIterator[Fakes]:
     """The three fake venues, started, with a few markets listed."""
     async with FakeBinance() as binance, FakeBybit() as bybit, FakeOkx() as okx:
         binance.set_market("BTCUSDT", "91000", "0.0001", "1000")
+        binance.set_market("ETHUSDT", "3000", "0.0001", "100")  # liquidations outside the
+        # instrument universe are ignored: every symbol a test pushes must be listed
         for symbol, base in (("BTCUSDT", "BTC"), ("SOLUSDT", "SOL"), ("ETHUSDT", "ETH")):
             bybit.add_instrument(symbol, base)
         bybit.set_ticker("SOLUSDT", "150", "-0.0007", "20000", funding_interval_hours=4)
@@ -72,3 +75,11 @@ def write_config(tmp_path: Path, fakes: Fakes, base_urls: tuple[str, str] | None
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines))
     return path
+
+
+def traceback_of(record: logging.LogRecord) -> str:
+    """A logged traceback, as text: the redaction filter (when logging was configured by an
+    earlier test) has already formatted it into `exc_text`."""
+    if record.exc_text:
+        return record.exc_text
+    return logging.Formatter().formatException(record.exc_info) if record.exc_info else ""

@@ -42,6 +42,17 @@ def test_durations_accept_text_and_seconds() -> None:
     )
 
 
+def test_outbox_max_age_defaults_to_30_minutes_and_takes_a_duration() -> None:
+    assert settings_from_dict({}).outbox.max_age == 1800
+    assert settings_from_dict({"outbox": {"max_age": "2h"}}).outbox.max_age == 7200
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict({"outbox": {"max_age": "30s", "retries": 3}})
+    assert caught.value.problems == [
+        "outbox.retries: unknown key (known: max_age)",
+        "outbox.max_age: expected from 1m to 1d",
+    ]
+
+
 def test_every_problem_is_reported_with_its_key() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from_dict(

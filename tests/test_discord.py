@@ -14,10 +14,11 @@ import pytest
 from bot.config import load_settings
 from bot.main import App
 from bot.recorder import now_ms
+from handlers.discord import FAILED_REPLY
 from storage import alerts
 from tests.fakes import FakeDiscord, FakeTelegram, force_order
 from tests.fakes.discord import EVERYONE_PERMISSIONS
-from tests.harness import WAIT, Fakes, write_config
+from tests.harness import WAIT, Fakes, traceback_of, write_config
 
 GUILD, ALERTS, CHATTER, OTHER_GUILD, OTHER_CHANNEL = 900, 901, 902, 950, 951
 MANAGE_CHANNELS = 1 << 4
@@ -58,10 +59,15 @@ def configure(
 async def command(
     fake: FakeDiscord, name: str, options: dict[str, Any] | None = None, **where: Any
 ) -> Any:
-    """Run a slash command and wait for its (first) response."""
+    """Run a slash command and wait for its (first) reply with content: the response, or the
+    first follow-up of a deferred one."""
+
+    def replies() -> list[Any]:
+        return [r for r in fake.responses_to(payload) if r.content is not None or r.embeds]
+
     payload = await fake.inject_interaction(name, options, **where)
-    await fake.wait_until(lambda: bool(fake.responses_to(payload)))
-    return fake.responses_to(payload)[0]
+    await fake.wait_until(lambda: bool(replies()))
+    return replies()[0]
 
 
 async def start(app: App, fake: FakeDiscord) -> asyncio.Task[None]:
@@ -80,7 +86,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 async def test_slash_commands_embeds_permissions_and_removal(
-    tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord
+    tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
     app = App(load_settings(configure(tmp_path, fakes, fake_discord)))
     async with asyncio.timeout(WAIT * 2):
@@ -102,9 +108,15 @@ async def test_slash_commands_embeds_permissions_and_removal(
         refused = await command(fake_discord, "subscribe", channel_id=ALERTS)
         assert refused.ephemeral
         assert refused.content == "Only the chat's administrators can change liqbot here."
+        # Deferred before the core ran; the public "thinking" placeholder of a refusal removed.
+        steps = [(r.kind, r.type) for r in fake_discord.interaction_responses]
+        assert steps[-3:] == [("callback", 5), ("deleted", None), ("followup", None)]
         admin = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
         reply = await command(fake_discord, "subscribe", channel_id=ALERTS, permissions=admin)
         assert reply.content.startswith("Subscribed.") and not reply.ephemeral
+        assert reply.kind == "followup"
+        helped = await command(fake_discord, "help", channel_id=ALERTS)  # no slow work: at once
+        assert (helped.kind, helped.type) == ("callback", 4)
         reply = await command(
             fake_discord,
             "set",
@@ -171,6 +183,16 @@ async def test_slash_commands_embeds_permissions_and_removal(
                 str(OTHER_CHANNEL) not in {s.chat_id for s in alerts.active_subscriptions(app.db)}
             )
         )
+
+        async def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("the core broke")
+
+        assert app.discord is not None
+        app.discord.core.handle = broken  # type: ignore[method-assign,assignment]
+        failed = await command(fake_discord, "settings", channel_id=CHATTER)
+        assert (failed.content, failed.ephemeral) == (FAILED_REPLY, True)
+        [logged] = [r for r in caplog.records if r.message == "discord: error in /settings"]
+        assert "RuntimeError: the core broke" in traceback_of(logged)
         await stop(task)
 
 

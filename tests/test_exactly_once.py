@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.alert import plain
 from bot.core import Core
-from bot.outbox import Channel
+from bot.outbox import Channel, Progress
 from bot.recorder import now_ms
 from storage import alerts, open_database
 from storage.alerts import OutboxItem, OutboxRow
@@ -25,6 +26,7 @@ from tests.engine_builders import (
     T0,
     Bot,
     Recording,
+    StepClock,
     liq,
     outbox,
     rule_states,
@@ -42,11 +44,12 @@ async def test_an_alert_decided_before_a_crash_is_delivered_once_after_the_resta
     path = tmp_path / "x.db"
     sending = asyncio.Event()
 
-    async def never_returns(row: OutboxRow) -> None:
+    async def never_returns(row: OutboxRow, progress: Progress) -> None:
         sending.set()
         await asyncio.Event().wait()
 
-    first = Core(open_database(path), T0, channels={PLATFORM: Channel(never_returns)})
+    channels = {PLATFORM: Channel(never_returns)}
+    first = Core(open_database(path), T0, channels=channels, clock=StepClock(T0))
     with first.db.atomic():
         alerts.save_subscription(first.db, sub("a", liq=100_000, cooldown=60), T0)
     first.engine.reload_subscriptions()
@@ -124,12 +127,14 @@ async def test_the_outbox_delivers_each_row_once_when_chats_outnumber_slots(
 ) -> None:
     db = open_database(tmp_path / "x.db")
     sent = Recording()
-    core = Core(db, T0, channels={PLATFORM: Channel(sent, concurrency=1)})
+    core = Core(db, T0, channels={PLATFORM: Channel(sent, concurrency=1)}, clock=StepClock(T0))
     with db.atomic():
         alerts.enqueue(
             db,
             [
-                OutboxItem(f"{chat}|{n}", PLATFORM, chat, "whale", "BTC", "long", f"{chat} {n}")
+                OutboxItem(
+                    f"{chat}|{n}", PLATFORM, chat, "whale", "BTC", "long", (plain(f"{chat} {n}"),)
+                )
                 for chat, n in (("a", 1), ("a", 2), ("b", 1))
             ],
             T0,

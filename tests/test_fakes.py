@@ -240,3 +240,68 @@ async def test_okx_rest_and_rate_limit(okx: FakeOkx, session: aiohttp.ClientSess
     assert funding["data"][0]["nextFundingTime"] == "28801000"
     oi = await get_json(session, f"{base}/open-interest", instType="SWAP")
     assert oi["data"][0]["oiUsd"] == "228000000"
+
+
+async def test_bybit_refuses_args_past_21000_characters_per_connection(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeBybit() as fake:
+        symbols = [f"S{i:05d}USDT" for i in range(1_000)]  # 25-character topics
+        for symbol in symbols:
+            fake.add_instrument(symbol, symbol.removesuffix("USDT"))
+        topics = [f"allLiquidation.{s}" for s in symbols]
+        async with session.ws_connect(f"{fake.ws_base}/v5/public/linear") as ws:
+            await ws.send_json({"op": "subscribe", "args": topics[:840]})  # 21,000 exactly
+            assert (await ws.receive_json())["success"] is True
+            await ws.send_json({"op": "subscribe", "args": topics[840:841]})
+            refused = await ws.receive_json()
+        async with session.ws_connect(f"{fake.ws_base}/v5/public/linear") as other:
+            await other.send_json({"op": "subscribe", "args": topics[840:]})
+            assert (await other.receive_json())["success"] is True
+        assert refused["success"] is False
+        assert refused["ret_msg"] == "error:args over 21000 characters,topic:" + topics[840]
+        assert fake.refused_for_length == 1
+
+
+async def test_bybit_lists_trading_symbols_unless_asked_for_another_status(
+    bybit: FakeBybit, session: aiohttp.ClientSession
+) -> None:
+    bybit.add_instrument("BIOUSDT", "BIO", status="PreLaunch")
+    bybit.add_instrument("BTC-26DEC25", "BTC", contract_type="LinearFutures")
+    url = f"{bybit.base_url}/v5/market/instruments-info"
+    listed = (await get_json(session, url, category="linear"))["result"]["list"]
+    assert [i["symbol"] for i in listed][-1] == "BTC-26DEC25" and len(listed) == 6
+    pre = (await get_json(session, url, category="linear", status="PreLaunch"))["result"]["list"]
+    assert [i["symbol"] for i in pre] == ["BIOUSDT"]
+
+
+async def test_binance_lists_delivery_and_settling_contracts_like_the_venue(
+    binance: FakeBinance, session: aiohttp.ClientSession
+) -> None:
+    binance.set_market("BTCUSDT", "91000", "0.0001", "1")
+    binance.set_market("BTCUSDT_251226", "92000", "0.0003", "1", contract_type="CURRENT_QUARTER")
+    binance.set_market("EOSUSDT", "0.5", "0.0001", "1", status="SETTLING")
+    binance.serve_recorded_universe()
+    info = await get_json(session, f"{binance.base_url}/fapi/v1/exchangeInfo")
+    listed = {s["symbol"]: (s["contractType"], s["status"]) for s in info["symbols"]}
+    assert len(listed) == 647  # the recorded dump lists BTCUSDT_251226 too
+    assert listed["BTCUSDT_251226"] == ("CURRENT_QUARTER", "TRADING")
+    assert listed["EOSUSDT"] == ("PERPETUAL", "SETTLING")
+    premium = await get_json(session, f"{binance.base_url}/fapi/v1/premiumIndex")
+    delivery = next(e for e in premium if e["symbol"] == "BTCUSDT_251226")
+    assert (delivery["lastFundingRate"], delivery["nextFundingTime"]) == ("0.00000000", 0)
+    assert len(premium) == 3 + 521 - 2  # BTCUSDT's and EOSUSDT's recorded rows replaced
+
+
+async def test_okx_notice_comes_before_the_cut(
+    okx: FakeOkx, session: aiohttp.ClientSession
+) -> None:
+    async with session.ws_connect(f"{okx.ws_base}/ws/v5/public") as ws:
+        await ws.send_json(
+            {"op": "subscribe", "args": [{"channel": "liquidation-orders", "instType": "SWAP"}]}
+        )
+        assert (await ws.receive_json())["event"] == "subscribe"
+        await okx.announce_upgrade(cut_after=0.05)
+        notice = await ws.receive_json()
+        assert (notice["event"], notice["code"]) == ("notice", "64008")
+        assert (await ws.receive()).type is WSMsgType.CLOSE

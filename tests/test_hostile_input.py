@@ -49,7 +49,7 @@ def test_prices_have_five_significant_digits(price: float, text: str) -> None:
 
 def test_whale_alert_price_is_not_overly_precise() -> None:
     event = liquidation("ETH", "long", price=2899.696, qty=2000.0)
-    assert whale_alert(event).splitlines()[1] == "ETHUSDT: 2,000 ETH at $2,899.7"
+    assert whale_alert(event).text.splitlines()[1] == "ETHUSDT: 2,000 ETH at $2,899.7"
 
 
 def _status(long_share: float) -> dict[str, Any]:

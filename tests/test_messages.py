@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import discord
 import pytest
 
+from bot import messages
+from bot.alert import Alert, Field, from_json, text_of, to_json
 from bot.derivatives import OpenInterestMove
 from bot.formatting import format_percent, format_rate, format_usd, iso_utc
-from bot.messages import (
-    digest,
-    funding_alert,
-    headline,
-    merged_alert,
-    open_interest_alert,
-    quiet_summary,
-    spike_alert,
-    whale_alert,
-    window_alert,
-)
+from bot.messages import headline
 from bot.norms import Norm
+from handlers.discord import alert_embeds
+from handlers.telegram import alert_parts
+from storage.alerts import OutboxRow
 from tests.builders import funding, liquidation, view
+
+
+# The golden texts below are each alert's plain text: what the console prints and what Telegram
+# shows (HTML-escaped, first line bold). The builders return structured alerts.
+def window_alert(*args: Any) -> str:
+    return messages.window_alert(*args).text
+
+
+def spike_alert(*args: Any) -> str:
+    return messages.spike_alert(*args).text
+
+
+def whale_alert(*args: Any) -> str:
+    return messages.whale_alert(*args).text
+
+
+def funding_alert(*args: Any) -> str:
+    return messages.funding_alert(*args).text
+
+
+def open_interest_alert(*args: Any) -> str:
+    return messages.open_interest_alert(*args).text
+
+
+def digest(*args: Any) -> str:
+    return messages.digest(*args).text
+
+
+def quiet_summary(alerts: list[Alert]) -> str:
+    return messages.quiet_summary([alert.first_line for alert in alerts]).text
+
 
 # $351.6M in 1h, 90% longs, against a 30-day hourly average of $73.25M (4.8x).
 BIG_HOUR = view(
@@ -370,16 +399,16 @@ def test_digest_quiet_hour_in_a_busy_day() -> None:
 
 
 def test_quiet_summary_one_alert() -> None:
-    assert quiet_summary([window_alert(BIG_HOUR, {}, {})]) == (
+    assert quiet_summary([messages.window_alert(BIG_HOUR, {}, {})]) == (
         "During quiet hours, 1 alert was held back:\n- $352M liquidated in 1h, 90% longs"
     )
 
 
 def test_quiet_summary_three_alerts() -> None:
     alerts = [
-        window_alert(BIG_HOUR, {}, {}),
-        funding_alert(FUNDING["DOGE"]),
-        open_interest_alert(OpenInterestMove("BTC", 30e9, 31.5e9), "1h"),
+        messages.window_alert(BIG_HOUR, {}, {}),
+        messages.funding_alert(FUNDING["DOGE"]),
+        messages.open_interest_alert(OpenInterestMove("BTC", 30e9, 31.5e9), "1h"),
     ]
     assert quiet_summary(alerts) == (
         "During quiet hours, 3 alerts were held back:\n"
@@ -390,12 +419,13 @@ def test_quiet_summary_three_alerts() -> None:
 
 
 def test_merged_alert_of_one_is_that_alert() -> None:
-    text = funding_alert(FUNDING["BTC"])
-    assert merged_alert([text]) == text
+    alert = messages.funding_alert(FUNDING["BTC"])
+    assert text_of([alert]) == alert.text
 
 
 def test_merged_alert_separates_alerts_with_a_blank_line() -> None:
-    assert merged_alert([funding_alert(FUNDING["BTC"]), funding_alert(FUNDING["ETH"])]) == (
+    both = [messages.funding_alert(FUNDING["BTC"]), messages.funding_alert(FUNDING["ETH"])]
+    assert text_of(both) == (
         "BTC funding +0.0100% per 8h on Binance: longs pay shorts\n"
         "BTCUSDT: +0.0100% every 8h (+11% APR)\n"
         "\n"
@@ -472,3 +502,71 @@ def test_format_rate_percent_and_time() -> None:
     assert format_percent(0.1234, 1) == "12.3%"
     assert iso_utc(1_700_000_000_123) == "2023-11-14T22:13:20Z"
     assert iso_utc(None) is None
+
+
+# -- structured alerts ---------------------------------------------------------------------
+
+
+def test_a_window_alert_carries_its_rule_assets_side_figures_and_fields() -> None:
+    alert = messages.window_alert(BIG_HOUR, {"ETH": FUNDING["ETH"]}, {})
+    assert (alert.rule, alert.assets, alert.side) == ("window", ("BTC", "ETH", "SOL"), "long")
+    assert alert.first_line == "$352M liquidated in 1h, 90% longs"
+    assert alert.fields == [
+        Field("Top assets", "BTC $200M, ETH $100M, SOL $40M"),
+        Field("Venues", "Binance $180M, Bybit $120M, OKX $51.6M"),
+    ]
+    assert alert.plain_lines == [
+        "4.8x the 30-day hourly average; longs usually 52%",
+        "Funding per 8h: ETH -0.0050%",
+    ]
+    assert alert.figures == {
+        "total_usd": 351_600_000,
+        "long_usd": 316_440_000,
+        "short_usd": 35_160_000,
+        "dominant_share": 0.9,
+        "count": 1.0,
+        "average_usd": 73_250_000,
+        "ratio": 351_600_000 / 73_250_000,
+    }
+
+
+def test_a_whale_alert_carries_its_asset_side_and_figures() -> None:
+    event = liquidation("ETH", "short", 2_150.5, 2_500, venue="bybit")
+    alert = messages.whale_alert(event)
+    assert (alert.rule, alert.assets, alert.side, alert.fields) == ("whale", ("ETH",), "short", [])
+    assert alert.figures == {"usd": 2_150.5 * 2_500, "qty": 2_500, "price": 2_150.5}
+
+
+def test_alerts_survive_their_json_column_unchanged() -> None:
+    stored = (
+        messages.window_alert(BIG_HOUR, FUNDING, OPEN_INTEREST),
+        messages.funding_alert(FUNDING["ETH"]),
+        messages.quiet_summary(["$352M liquidated in 1h, 90% longs"]),
+    )
+    assert from_json(to_json(stored)) == stored
+
+
+def test_telegram_renders_an_alert_as_html_with_a_bold_escaped_first_line() -> None:
+    alert = Alert("window", (), None, "$1M liquidated in 1h <b>&", (Field("Venues", "A<B"), "x"))
+    row = OutboxRow(1, "telegram", "1", "window", "*", None, (alert,), 0, 0, 0)
+    assert alert_parts(row) == ["<b>$1M liquidated in 1h &lt;b&gt;&amp;</b>\nVenues: A&lt;B\nx"]
+
+
+def test_discord_builds_its_embed_from_the_alerts_data_not_from_their_text() -> None:
+    window = messages.window_alert(BIG_HOUR, {"ETH": FUNDING["ETH"]}, {})
+    funding_ = messages.funding_alert(FUNDING["BTC"])
+    row = OutboxRow(1, "discord", "1", "window", "*", "long", (window, funding_), 0, 0, 0)
+    [embed] = alert_embeds(row)
+    assert embed.description == (
+        "$352M liquidated in 1h, 90% longs\n"
+        "4.8x the 30-day hourly average; longs usually 52%\n"
+        "Funding per 8h: ETH -0.0050%\n"
+        "\n"
+        "BTC funding +0.0100% per 8h on Binance: longs pay shorts\n"
+        "BTCUSDT: +0.0100% every 8h (+11% APR)"
+    )
+    assert [(f.name, f.value) for f in embed.fields] == [
+        ("Top assets", "BTC $200M, ETH $100M, SOL $40M"),
+        ("Venues", "Binance $180M, Bybit $120M, OKX $51.6M"),
+    ]
+    assert embed.colour == discord.Colour.red()  # longs liquidated

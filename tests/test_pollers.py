@@ -29,6 +29,7 @@ async def test_binance_funding_uses_listed_intervals_and_oi_is_valued_at_mark(
 
 async def test_bybit_open_interest_counts_one_side(session: aiohttp.ClientSession) -> None:
     async with FakeBybit() as fake:
+        fake.add_instrument("ETHUSDT", "ETH")
         fake.set_ticker("ETHUSDT", "3000", "0.0002", "1000", funding_interval_hours=4)
         source = BybitSource(RestClient(session, "bybit", fake.base_url), "")
         [rate] = await source.poll_funding()
@@ -46,6 +47,7 @@ async def test_okx_funding_interval_comes_from_settlement_times(
     session: aiohttp.ClientSession,
 ) -> None:
     async with FakeOkx() as fake:
+        fake.add_instrument("BTC-USDT-SWAP", "0.01")
         fake.set_funding("BTC-USDT-SWAP", "0.00005", 10 * HOUR, 12 * HOUR)
         fake.set_open_interest("BTC-USDT-SWAP", "100000", "1000", "91000000")
         source = OkxSource(RestClient(session, "okx", fake.base_url), "")
@@ -53,6 +55,66 @@ async def test_okx_funding_interval_comes_from_settlement_times(
         assert (rate.interval_hours, rate.rate_8h) == (2.0, 0.0002)
         [interest] = await source.poll_open_interest()
         assert (interest.base, interest.usd) == ("BTC", 91_000_000.0)
+
+
+async def test_binance_polls_only_trading_perpetuals_and_values_coin_quotes_in_usd(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeBinance() as fake:
+        fake.set_market("BTCUSDT", "91000", "0.0001", "1500")
+        fake.set_market("ETHBTC", "0.035", "0.00002", "300", quote="BTC")
+        fake.set_market("BTCUSDT_251226", "92000", "0", "100", contract_type="CURRENT_QUARTER")
+        fake.set_market("EOSUSDT", "0.5", "0", "100", status="SETTLING")
+        source = BinanceSource(RestClient(session, "binance", fake.base_url), "")
+        rates = {r.symbol: r for r in await source.poll_funding()}
+        assert sorted(rates) == ["BTCUSDT", "ETHBTC"]
+        assert (rates["ETHBTC"].base, rates["ETHBTC"].mark_price) == ("ETH", 0.035 * 91000)
+        interests = {i.symbol: (i.base, i.usd) for i in await source.poll_open_interest()}
+        assert interests == {
+            "BTCUSDT": ("BTC", 1500 * 91000.0),
+            "ETHBTC": ("ETH", 300 * 0.035 * 91000),
+        }
+        polled = {q["symbol"] for path, q in fake.requests if path == "/fapi/v1/openInterest"}
+        assert polled == {"BTCUSDT", "ETHBTC"}  # the delivery and settling contracts are not
+
+
+async def test_binance_recorded_universe_gives_funding_for_its_trading_perpetuals(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeBinance() as fake:
+        fake.serve_recorded_universe()
+        source = BinanceSource(RestClient(session, "binance", fake.base_url), "")
+        rates = await source.poll_funding()
+        assert len(rates) == 454 and len(source.universe) == 552
+        assert not [r for r in rates if "_" in r.symbol]
+
+
+async def test_bybit_rows_without_single_side_fields_use_half_of_both_sides(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeBybit() as fake:
+        fake.add_instrument("BTCUSDT", "BTC")
+        fake.add_instrument("BTC-26DEC25", "BTC", contract_type="LinearFutures")
+        fake.set_ticker("BTCUSDT", "90000", "0.0001", "500", single_side_fields=False)
+        fake.set_ticker("BTC-26DEC25", "91000", "", "100")
+        source = BybitSource(RestClient(session, "bybit", fake.base_url), "")
+        [interest] = await source.poll_open_interest()
+        assert (interest.symbol, interest.usd) == ("BTCUSDT", 2 * 500 * 90000 / 2)
+
+
+async def test_okx_any_rows_for_x_perps_and_suspended_swaps_make_no_funding(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeOkx() as fake:
+        fake.add_instrument("BTC-USDT-SWAP", "0.01")
+        fake.add_instrument("OLD-USDT-SWAP", "1", state="suspend")
+        fake.set_funding("BTC-USDT-SWAP", "0.0001", 8 * HOUR, 16 * HOUR)
+        fake.set_funding("OLD-USDT-SWAP", "0.0001", 8 * HOUR, 16 * HOUR)
+        fake.add_x_perp("XAU-USD_UM_XPERP", "0.0001", 8 * HOUR, 9 * HOUR)
+        fake.set_open_interest("OLD-USDT-SWAP", "1", "1", "1")
+        source = OkxSource(RestClient(session, "okx", fake.base_url), "")
+        assert [r.symbol for r in await source.poll_funding()] == ["BTC-USDT-SWAP"]
+        assert await source.poll_open_interest() == []
 
 
 @pytest.mark.parametrize(

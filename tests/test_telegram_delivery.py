@@ -19,18 +19,20 @@ from urllib.parse import quote
 
 import pytest
 
+from bot.alert import plain
 from bot.commands import PRESETS
 from bot.config import load_settings
 from bot.formatting import split_message
 from bot.logs import REDACTED, RedactSecrets, configure_logging
 from bot.main import App
-from bot.outbox import DeliveryError, OutboxWorker
+from bot.outbox import OutboxWorker, Progress
 from bot.recorder import now_ms
 from bot.subscriptions import Subscription, Thresholds
+from handlers.telegram import FAILED_REPLY
 from storage import alerts
 from storage.alerts import OutboxItem, OutboxRow
 from tests.fakes import FakeTelegram
-from tests.harness import WAIT, Fakes, write_config
+from tests.harness import WAIT, Fakes, traceback_of, write_config
 
 TOKEN = "123456:TEST-TOKEN"
 BAD_GATEWAY = "<html>502</html>"  # what Telegram's front end answers when the API is down
@@ -43,21 +45,21 @@ class Deliveries:
     inside the worker's task runs after that task's current step, which does the storing)."""
 
     def __init__(self, worker: OutboxWorker) -> None:
-        self.outcomes: list[tuple[int, DeliveryError | None]] = []
+        self.outcomes: list[tuple[int, Exception | None]] = []
         self._changed = asyncio.Event()
         inner = worker.send
 
-        async def send(row: OutboxRow) -> None:
+        async def send(row: OutboxRow, progress: Progress) -> None:
             try:
-                await inner(row)
-            except DeliveryError as error:
+                await inner(row, progress)
+            except Exception as error:  # DeliveryError, or what the worker counts as unknown
                 self._record(row.id, error)
                 raise
             self._record(row.id, None)
 
         worker.send = send
 
-    def _record(self, outbox_id: int, error: DeliveryError | None) -> None:
+    def _record(self, outbox_id: int, error: Exception | None) -> None:
         self.outcomes.append((outbox_id, error))
         asyncio.get_running_loop().call_soon(self._changed.set)
 
@@ -86,7 +88,7 @@ class Bot:
     def alert(self, chat_id: int, text: str) -> int:
         """Record an alert in the outbox as the engine does, wake the worker; its outbox id."""
         item = OutboxItem(
-            f"test-{next(_keys)}", "telegram", str(chat_id), "window", "BTC", None, text
+            f"test-{next(_keys)}", "telegram", str(chat_id), "window", "BTC", None, (plain(text),)
         )
         with self.app.db.atomic():
             alerts.enqueue(self.app.db, [item], now_ms())
@@ -161,19 +163,22 @@ async def test_a_flood_answer_is_waited_out_and_the_alert_arrives_once(
         fake.fail_next("sendMessage", 429, body=flood(1))
         started = fake.clock() / 1000
         outbox_id = bot.alert(3001, "$352M liquidated in 1h, 90% longs\nBTC $200M")
-        await bot.deliveries.wait_for(1)
+        await bot.deliveries.wait_for(2)
 
-        assert bot.deliveries.outcomes == [(outbox_id, None)]  # waited out inside one attempt
+        # The wait is scheduled as the row's next attempt: no delivery slot sleeps through it.
+        (_, flooded), (_, delivered) = bot.deliveries.outcomes
+        assert flooded is not None and flooded.retry_after == 1.0
+        assert delivered is None
         sent = [m for m in fake.sent if m.chat_id == 3001]
         assert [m.text for m in sent] == ["$352M liquidated in 1h, 90% longs\nBTC $200M"]
         assert sent[0].time - started >= 1.0 - 0.002  # the fake's clock counts whole ms
         assert len(bot.raw_texts(3001)) == 2  # the refused call, then the one that arrived
         row = bot.outbox(outbox_id)
-        assert (row["status"], row["attempts"], row["error"]) == ("sent", 1, None)
+        assert (row["status"], row["attempts"], row["error"]) == ("sent", 2, None)
 
         # Nothing else broke: the next alert and a command go through as usual.
         second = bot.alert(3002, "second")
-        await bot.deliveries.wait_for(2)
+        await bot.deliveries.wait_for(3)
         assert fake.messages_to(3002) == ["second"]
         assert bot.outbox(second)["status"] == "sent"
         assert (await bot.say(3003, 3003, "/help")).startswith("/start - ")
@@ -185,6 +190,7 @@ async def test_a_bad_gateway_is_retried_with_backoff_and_delivered_once(
     tmp_path: Path, fakes: Fakes, fake: FakeTelegram
 ) -> None:
     async with running(tmp_path, fakes, fake) as bot:
+        bot.app.core.workers["telegram"].jitter = lambda: 1.0  # the top of each backoff step
         bot.subscribe(3011)
         fake.fail_next("sendMessage", 502, times=2, body=BAD_GATEWAY)
         started = fake.clock() / 1000
@@ -203,6 +209,50 @@ async def test_a_bad_gateway_is_retried_with_backoff_and_delivered_once(
         row = bot.outbox(outbox_id)
         assert (row["status"], row["attempts"], row["error"]) == ("sent", 3, None)
         assert bot.subscription(3011) == Subscription("telegram", "3011")
+
+
+async def test_chats_answered_401_or_a_non_json_200_back_off_while_others_get_alerts_on_time(
+    tmp_path: Path, fakes: Fakes, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    revoked, garbled = 3101, 3102
+    unauthorized = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    async with running(tmp_path, fakes, fake) as bot:
+        bot.app.core.workers["telegram"].jitter = lambda: 1.0  # backoff steps of 1 s, 2 s, 4 s
+        fake.fail_chat(revoked, 401, unauthorized)
+        fake.fail_chat(garbled, 200, "<html>Welcome to the hotel Wi-Fi</html>")
+        failing = {chat: bot.alert(chat, f"to {chat}") for chat in (revoked, garbled)}
+        on_time: list[float] = []
+        for n, chat in enumerate(range(3110, 3116)):
+            if n == 3:  # the failing chats are backing off now
+                await fake.wait_until(lambda: len(attempts(fake, revoked)) >= 2)
+            asked = fake.clock() / 1000
+            bot.alert(chat, f"alert {n}")
+            await fake.wait_until(lambda chat=chat: bool(fake.messages_to(chat)))  # type: ignore[misc]
+            on_time.append(next(m.time for m in fake.sent if m.chat_id == chat) - asked)
+        await bot.deliveries.wait_for(6 + 6)  # 3 failed attempts each, 6 alerts delivered
+
+        assert max(on_time) < 1.0  # seconds from enqueue to arrival, for every other chat
+        for chat, outbox_id in failing.items():
+            times = attempts(fake, chat)
+            assert len(times) == 3  # bounded: no attempt beyond the ones counted
+            first, second = times[1] - times[0], times[2] - times[1]
+            assert 1.0 <= first < 1.9 and 2.0 <= second < 2.9  # backed off, growing
+            row = bot.outbox(outbox_id)
+            assert (row["status"], row["attempts"]) == ("pending", 3)
+            assert 4.0 <= row["next_attempt_at"] / 1000 - times[2] < 4.5  # 4 s after the answer
+        assert bot.outbox(failing[revoked])["error"] == "InvalidToken: Unauthorized"
+        assert bot.outbox(failing[garbled])["error"].startswith("TelegramError: Invalid server")
+        raised = [r.message for r in caplog.records if traceback_of(r) and r.name == "bot.outbox"]
+        assert (
+            sorted(raised)
+            == [f"telegram: delivery to {revoked} raised"] * 3
+            + [f"telegram: delivery to {garbled} raised"] * 3
+        )  # each failed attempt logged with its traceback
+
+
+def attempts(fake: FakeTelegram, chat_id: int) -> list[float]:
+    """When each sendMessage to the chat reached the fake (seconds on its clock)."""
+    return [at for at, chat in fake.send_attempts if chat == chat_id]
 
 
 # -- chats that are gone or moved ----------------------------------------------------------
@@ -278,7 +328,7 @@ async def test_an_alert_to_a_migrated_group_follows_it(
         assert bot.subscription(old) is None
         assert bot.subscription(new) == replace(sub, chat_id=str(new))
         row = bot.outbox(outbox_id)
-        assert (row["chat_id"], row["status"], row["attempts"]) == (str(new), "sent", 1)
+        assert (row["chat_id"], row["status"], row["attempts"]) == (str(new), "sent", 2)
 
 
 # -- what arrives -----------------------------------------------------------------------------
@@ -487,3 +537,38 @@ def test_a_malformed_log_call_neither_raises_nor_leaks(capsys: pytest.CaptureFix
         logger.removeHandler(handler)
         logger.propagate = True
     assert TOKEN not in stream.getvalue() + capsys.readouterr().err
+
+
+async def test_a_command_that_fails_is_logged_and_the_user_told(
+    tmp_path: Path, fakes: Fakes, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the core broke")
+
+    async with running(tmp_path, fakes, fake) as bot:
+        assert bot.app.telegram is not None
+        bot.app.telegram.core.handle = broken  # type: ignore[method-assign,assignment]
+        assert await bot.say(3201, 3201, "/settings") == FAILED_REPLY
+    [logged] = [
+        r for r in caplog.records if r.message == "telegram: error while handling an update"
+    ]
+    assert "RuntimeError: the core broke" in traceback_of(logged)
+
+
+async def test_after_a_crash_a_split_alert_sends_only_the_parts_not_yet_delivered(
+    tmp_path: Path, fakes: Fakes, fake: FakeTelegram
+) -> None:
+    text = long_alert(100)  # two parts
+    async with running(tmp_path, fakes, fake) as bot:
+        # What a process that stopped after the first part left behind.
+        db = bot.app.db
+        item = OutboxItem("crashed", "telegram", "3081", "window", "*", None, (plain(text),))
+        with db.atomic():
+            alerts.enqueue(db, [item], now_ms())
+        outbox_id = int(db.execute("SELECT id FROM outbox WHERE key = 'crashed'").fetchone()[0])
+        alerts.mark_parts_sent(db, outbox_id, 1, now_ms())
+        bot.app.core.workers["telegram"].wake()
+        await bot.deliveries.wait_for(1)
+
+        assert fake.messages_to(3081) == split_message(text, 4096)[1:]
+        assert bot.outbox(outbox_id)["status"] == "sent"

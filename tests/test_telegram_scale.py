@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.alert import plain
 from bot.config import load_settings
 from bot.delivery_order import delivery_priority
 from bot.main import App
@@ -66,7 +67,9 @@ class Bot:
         """One alert to each chat, recorded in one transaction in this order (as the engine
         records a fan-out), then the worker is woken."""
         items = [
-            OutboxItem(f"scale-{next(_keys)}", "telegram", str(c), "window", "BTC", None, text)
+            OutboxItem(
+                f"scale-{next(_keys)}", "telegram", str(c), "window", "BTC", None, (plain(text),)
+            )
             for c in chats
         ]
         with self.app.db.atomic():

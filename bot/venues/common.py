@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 # Longest first, so "FDUSD" is not read as "FD" + "USD".
@@ -34,3 +35,35 @@ def positive(value: float) -> float:
     if value > 0 and math.isfinite(value):
         return value
     raise ValueError(f"expected a positive finite number, got {value!r}")
+
+
+# Quote assets valued at 1 USD. Anything else (ETHBTC's BTC) needs its USD price.
+USD_QUOTES = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD"})
+
+
+@dataclass(slots=True, frozen=True)
+class Instrument:
+    """One live perpetual swap of a venue's universe: its real base and quote assets."""
+
+    symbol: str
+    base: str
+    quote: str
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a parser skipped inside a frame it otherwise used, for the collector to count:
+    `malformed` entries (missing or non-numeric fields), `ignored` entries (outside the
+    universe) and `unknown` instrument ids (newer than the instrument list)."""
+
+    malformed: int = 0
+    ignored: int = 0
+    unknown: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True, frozen=True)
+class Control:
+    """What a control frame (an ack, an error reply, a notice) asks of the collector."""
+
+    refused: tuple[str, ...] = ()  # subscriptions the venue refused
+    reconnect: str = ""  # non-empty: reconnect now, for this reason

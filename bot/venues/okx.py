@@ -13,7 +13,7 @@ from math import inf
 from typing import Any
 
 from bot.events import FundingRate, Liquidation, OpenInterest, Position
-from bot.venues.common import MALFORMED, base_asset, positive
+from bot.venues.common import MALFORMED, Control, Tally, base_asset, positive
 
 NAME = "okx"
 SUBSCRIBE_FRAME = json.dumps(
@@ -23,6 +23,8 @@ PING_FRAME = "ping"
 PONG_FRAME = "pong"
 PING_WHEN_IDLE = 20.0  # OKX drops a connection that has been quiet for 30 s
 _MS_PER_HOUR = 3_600_000
+# "The connection will soon be closed for a service upgrade. Please reconnect." (docs)
+NOTICE_SERVICE_UPGRADE = "64008"
 _POSITION_BY_ORDER_SIDE: dict[str, Position] = {"sell": "long", "buy": "short"}
 _POSITIONS: dict[str, Position] = {"long": "long", "short": "short"}
 
@@ -36,26 +38,46 @@ class Contract:
 
 
 def parse_liquidations(
-    frame: Any, recv_ts: int, contracts: dict[str, Contract]
+    frame: Any, recv_ts: int, contracts: dict[str, Contract], tally: Tally | None = None
 ) -> list[Liquidation] | None:
-    """Events in one frame (every `details` entry); [] for a control reply; None for a malformed
-    or unexpected frame, or one for an instrument whose contract value is not known yet."""
+    """Events in one frame (every `details` entry); [] for a control frame, another channel or
+    empty data; None for a malformed frame. Entries for an instrument not in `contracts` yet are
+    skipped and named in `tally.unknown` (the caller refreshes its list); malformed entries are
+    skipped and counted, the good ones kept. A frame with no good entry at all is malformed."""
+    if not isinstance(frame, dict):
+        return None
     try:
         if "event" in frame:
-            return [] if frame["event"] in ("subscribe", "unsubscribe") else None
-        if frame["arg"]["channel"] != "liquidation-orders":
-            return None
-        events = []
-        for item in frame["data"]:
+            return []
+        arg = frame.get("arg")
+        if not isinstance(arg, dict) or arg.get("channel") != "liquidation-orders":
+            return []
+        items = frame["data"]
+    except MALFORMED:
+        return None
+    events: list[Liquidation] = []
+    bad = 0
+    for item in items:
+        try:
             inst_id = item["instId"]
-            contract = contracts[inst_id]
+            contract = contracts.get(inst_id)
+            if contract is None:
+                if tally is not None:
+                    tally.unknown.add(inst_id)
+                    tally.ignored += 1
+                continue
             base = base_asset(inst_id)
-            for detail in item["details"]:
+            details = item["details"]
+        except MALFORMED:
+            bad += 1
+            continue
+        for detail in details:
+            try:
                 contracts_size = float(detail["sz"])
                 price = float(detail["bkPx"])
                 # `positive`, inlined: hot path
                 if not (0.0 < contracts_size < inf and 0.0 < price < inf):
-                    return None
+                    raise ValueError(detail)
                 size = contracts_size * contract.ct_val
                 usd, qty = (size, size / price) if contract.inverse else (size * price, size)
                 position = (
@@ -78,9 +100,23 @@ def parse_liquidations(
                         detail,
                     )
                 )
-        return events
-    except MALFORMED:
+            except MALFORMED:
+                bad += 1
+    if bad and not events:
         return None
+    if bad and tally is not None:
+        tally.malformed += bad
+    return events
+
+
+def control(frame: Any) -> Control | None:
+    """An `error` reply refuses a subscription; notice 64008 announces a cut for an upgrade."""
+    event = frame.get("event")
+    if event == "error":
+        return Control(refused=(f"{frame.get('code')}: {frame.get('msg')}",))
+    if event == "notice" and frame.get("code") == NOTICE_SERVICE_UPGRADE:
+        return Control(reconnect=f"notice {NOTICE_SERVICE_UPGRADE}: {frame.get('msg')}")
+    return None
 
 
 def unwrap(payload: Any) -> Any:
@@ -91,9 +127,13 @@ def unwrap(payload: Any) -> Any:
 
 
 def parse_instruments(data: Any) -> dict[str, Contract]:
+    """Live perpetual swaps (`instType` SWAP, `state` live) and what one contract is worth.
+    Linear swaps settle in USDT or USDC (valued at par); inverse ones are worth `ctVal` USD."""
     contracts: dict[str, Contract] = {}
     for item in data:
         try:
+            if item["instType"] != "SWAP" or item["state"] != "live":
+                continue
             contracts[item["instId"]] = Contract(
                 ct_val=positive(float(item["ctVal"])), inverse=item["ctType"] == "inverse"
             )
@@ -102,12 +142,15 @@ def parse_instruments(data: Any) -> dict[str, Contract]:
     return contracts
 
 
-def parse_funding_rates(data: Any) -> list[FundingRate]:
-    """`funding-rate?instId=ANY`; the interval is the gap between the next two settlements."""
+def parse_funding_rates(data: Any, contracts: dict[str, Contract]) -> list[FundingRate]:
+    """`funding-rate?instId=ANY`, for live swaps only: the answer also lists X-Perps (`instType`
+    FUTURES). The interval is the gap between the next two settlements, as the docs advise."""
     rates: list[FundingRate] = []
     for item in data:
         try:
             inst_id = item["instId"]
+            if item.get("instType", "SWAP") != "SWAP" or inst_id not in contracts:
+                continue
             funding_time = int(item["fundingTime"])
             next_time = int(item.get("nextFundingTime") or 0)
             interval = (next_time - funding_time) / _MS_PER_HOUR if next_time else 8.0
@@ -127,11 +170,13 @@ def parse_funding_rates(data: Any) -> list[FundingRate]:
     return rates
 
 
-def parse_open_interest(data: Any) -> list[OpenInterest]:
+def parse_open_interest(data: Any, contracts: dict[str, Contract]) -> list[OpenInterest]:
     interests: list[OpenInterest] = []
     for item in data:
         try:
             inst_id = item["instId"]
+            if inst_id not in contracts:
+                continue
             interests.append(
                 OpenInterest(
                     NAME, inst_id, base_asset(inst_id), float(item["oiUsd"]), int(item["ts"])

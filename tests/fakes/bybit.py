@@ -21,6 +21,9 @@ from .server import (
 TOPIC_PREFIX = "allLiquidation."
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
+ARGS_LIMIT = 21_000
+"""Docs: "for one public connection, you cannot have length of "args" array over
+21,000 characters"; counted here as the summed length of the topics."""
 
 Side = Literal["Buy", "Sell"]
 Entry = tuple[Side, str, str, int]
@@ -59,10 +62,14 @@ class FakeBybit(FakeVenue):
     WS ``/v5/public/linear``: ``subscribe`` accepts ``allLiquidation.<SYMBOL>``
     for symbols added with ``add_instrument`` and rejects anything else
     (including the deprecated ``liquidation.<SYMBOL>``) with ``success: false``;
+    a request that would take the connection's args past ``ARGS_LIMIT``
+    characters is refused whole (``refused_for_length`` counts them).
     ``{"op":"ping"}`` is answered and counted in ``pings_received``.
 
-    REST ``/v5/market/instruments-info`` (cursor-paginated) and
-    ``/v5/market/tickers``, category ``linear`` only, in the v5 envelope.
+    REST ``/v5/market/instruments-info`` (cursor-paginated; like the real venue
+    it returns only ``Trading`` symbols unless ``status`` asks for others, dated
+    ``LinearFutures`` included) and ``/v5/market/tickers``, category ``linear``
+    only, in the v5 envelope.
     """
 
     def __init__(self) -> None:
@@ -70,6 +77,8 @@ class FakeBybit(FakeVenue):
         self.instruments: dict[str, JSON] = {}
         self.tickers: dict[str, JSON] = {}
         self.pings_received = 0
+        self.refused_for_length = 0
+        self._args_chars: dict[str, int] = {}
         self.app.router.add_get("/v5/public/linear", self._serve_ws)
         self._add_rest("/v5/market/instruments-info", self._instruments_info)
         self._add_rest("/v5/market/tickers", self._tickers)
@@ -101,12 +110,15 @@ class FakeBybit(FakeVenue):
         funding_interval_hours: int = 8,
         next_funding_time_ms: int | None = None,
         open_interest: str | None = None,
+        single_side_fields: bool = True,
     ) -> None:
         """Add or replace a ticker.
 
         ``open_interest`` (both sides) defaults to twice ``single_open_interest``;
         values are in quote currency at ``mark_price``; last and index price
         equal the mark price; the next funding time defaults to the next settlement.
+        Without ``single_side_fields`` the row lacks ``singleOpenInterest*``, as
+        rows recorded before 2026-06 do.
         """
         single = Decimal(single_open_interest)
         both = Decimal(open_interest) if open_interest is not None else 2 * single
@@ -126,6 +138,9 @@ class FakeBybit(FakeVenue):
             "singleOpenInterest": str(single),
             "singleOpenInterestValue": str(single * mark),
         }
+        if not single_side_fields:
+            del self.tickers[symbol]["singleOpenInterest"]
+            del self.tickers[symbol]["singleOpenInterestValue"]
 
     def _topic(self, frame: JSON) -> str | None:
         topic = frame.get("topic")
@@ -142,11 +157,20 @@ class FakeBybit(FakeVenue):
             self.pings_received += 1
             reply["ret_msg"] = "pong"
         elif request.get("op") == "subscribe":
-            args = request.get("args", [])
+            args = [str(topic) for topic in request.get("args", [])]
+            used = self._args_chars.get(conn.conn_id, 0) + sum(map(len, args))
             known = {TOPIC_PREFIX + symbol for symbol in self.instruments}
-            conn.topics.update(topic for topic in args if topic in known)
             unknown = [topic for topic in args if topic not in known]
-            if unknown:
+            if used > ARGS_LIMIT:
+                self.refused_for_length += 1
+                reply["success"] = False
+                reply["ret_msg"] = f"error:args over {ARGS_LIMIT} characters,topic:" + ",".join(
+                    args
+                )
+            else:
+                self._args_chars[conn.conn_id] = used
+                conn.topics.update(topic for topic in args if topic in known)
+            if unknown and used <= ARGS_LIMIT:
                 reply["success"] = False
                 reply["ret_msg"] = "error:handler not found,topic:" + ",".join(unknown)
         else:
@@ -176,7 +200,8 @@ class FakeBybit(FakeVenue):
             start = _cursor_offset(query.get("cursor", ""))
         except ValueError:
             return self._params_error("limit or cursor is invalid")
-        items = list(self.instruments.values())
+        status = query.get("status", "Trading")
+        items = [item for item in self.instruments.values() if item["status"] == status]
         end = start + limit
         return self._envelope(
             {

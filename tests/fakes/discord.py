@@ -171,7 +171,7 @@ class FakeDiscord(FakeVenue):
             self._route(method, app + r"/guilds/(?P<guild_id>\d+)/commands", self._commands)
         callback = r"/interactions/(?P<id>\d+)/(?P<token>[^/]+)/callback"
         self._route("POST", callback, self._callback, auth=False)
-        for method in ("GET", "PATCH"):
+        for method in ("GET", "PATCH", "DELETE"):
             self._route(method, hook + "/messages/@original", self._webhook, auth=False)
         self._route("POST", hook, self._webhook, auth=False)
         self._route("POST", r"/channels/(?P<channel_id>\d+)/messages", self._send_message)
@@ -552,9 +552,16 @@ class FakeDiscord(FakeVenue):
         return {"interaction": callback, "resource": {"type": kind, "message": message}}
 
     async def _webhook(self, call: Call) -> object:
-        """Followups (POST) and the original response (GET, PATCH) of an interaction."""
+        """Followups (POST) and the original response (GET, PATCH, DELETE) of an interaction."""
         token, body, method = call.args["token"], call.body, call.request.method
         interaction = self._interaction(token, 10015, "Unknown Webhook")
+        if method == "DELETE":
+            if not self._originals.get(token):
+                raise DiscordError(404, "Unknown Message", 10008)
+            self._originals[token] = {}
+            reply = InteractionReply("deleted", int(interaction["id"]), token, None, {})
+            self.interaction_responses.append(reply)
+            return None
         if method != "GET":
             kind = "followup" if method == "POST" else "original"
             reply = InteractionReply(kind, int(interaction["id"]), token, None, body)

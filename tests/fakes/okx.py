@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Literal
 
@@ -12,6 +13,7 @@ from .server import JSON, Connection, FakeVenue, json_response, parse_object
 CHANNEL = "liquidation-orders"
 SWAP_ARG = {"channel": CHANNEL, "instType": "SWAP"}
 RATE_LIMITED: JSON = {"code": "50011", "msg": "Too Many Requests", "data": []}
+UPGRADE_NOTICE = "The connection will soon be closed for a service upgrade. Please reconnect."
 """Body of OKX's HTTP 429, for ``fail_next(path, 429, body=RATE_LIMITED)``."""
 
 
@@ -66,9 +68,14 @@ class FakeOkx(FakeVenue):
     connection that sent nothing for that long is closed with code 4004
     (OKX does so after 30 s; tests pass a fraction of a second).
 
-    REST ``/api/v5/public/instruments``, ``funding-rate`` (``instId=ANY`` for
-    all) and ``open-interest``, SWAP only, in the ``{"code","msg","data"}``
-    envelope.
+    ``announce_upgrade`` sends notice 64008 to every client and cuts the
+    connections that are still open after a delay, as OKX does before a
+    service upgrade.
+
+    REST ``/api/v5/public/instruments`` (SWAP, any ``state``), ``funding-rate``
+    (``instId=ANY`` for all: X-Perps ``FUTURES`` rows added with ``add_x_perp``
+    come along, as on the real venue) and ``open-interest``, in the
+    ``{"code","msg","data"}`` envelope.
     """
 
     def __init__(self, idle_timeout: float | None = None) -> None:
@@ -77,13 +84,18 @@ class FakeOkx(FakeVenue):
         self.funding: dict[str, JSON] = {}
         self.open_interest: dict[str, JSON] = {}
         self.pings_received = 0
+        self._cuts: set[asyncio.Task[None]] = set()
         self.app.router.add_get("/ws/v5/public", self._serve_ws)
         self._add_rest("/api/v5/public/instruments", self._instruments)
         self._add_rest("/api/v5/public/funding-rate", self._funding_rate)
         self._add_rest("/api/v5/public/open-interest", self._open_interest)
 
     def add_instrument(
-        self, inst_id: str, ct_val: str, ct_type: Literal["linear", "inverse"] = "linear"
+        self,
+        inst_id: str,
+        ct_val: str,
+        ct_type: Literal["linear", "inverse"] = "linear",
+        state: str = "live",
     ) -> None:
         """Add a swap such as ``BTC-USDT-SWAP`` (linear) or ``BTC-USD-SWAP`` (inverse)."""
         base, quote = inst_id.split("-")[:2]
@@ -98,8 +110,30 @@ class FakeOkx(FakeVenue):
             "ctValCcy": base if linear else quote,
             "ctType": ct_type,
             "settleCcy": quote if linear else base,
-            "state": "live",
+            "state": state,
         }
+
+    def add_x_perp(self, inst_id: str, rate: str, funding_time_ms: int, next_ms: int) -> None:
+        """An X-Perps futures row (``instType`` FUTURES) in ``funding-rate?instId=ANY``."""
+        self.set_funding(inst_id, rate, funding_time_ms, next_ms)
+        self.funding[inst_id]["instType"] = "FUTURES"
+
+    async def announce_upgrade(self, cut_after: float) -> None:
+        """Send notice 64008 to every client; close the connections then open (the
+        ones that did not reconnect) ``cut_after`` seconds later."""
+        notice = {"event": "notice", "code": "64008", "msg": UPGRADE_NOTICE}
+        warned = list(self._connections.values())
+        for conn in warned:
+            await self._reply(conn, {**notice, "connId": conn.conn_id})
+
+        async def cut() -> None:
+            await asyncio.sleep(cut_after)
+            for conn in warned:
+                await conn.ws.close(code=1001, message=b"service upgrade")
+
+        task = asyncio.create_task(cut())
+        self._cuts.add(task)
+        task.add_done_callback(self._cuts.discard)
 
     def set_funding(
         self, inst_id: str, rate: str, funding_time_ms: int, next_funding_time_ms: int
@@ -121,6 +155,12 @@ class FakeOkx(FakeVenue):
             "oiCcy": oi_ccy,
             "oiUsd": oi_usd,
         }
+
+    async def stop(self) -> None:
+        for task in list(self._cuts):
+            task.cancel()
+        await asyncio.gather(*self._cuts, return_exceptions=True)
+        await super().stop()
 
     def _topic(self, frame: JSON) -> str | None:
         arg = frame.get("arg")

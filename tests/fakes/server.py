@@ -116,9 +116,10 @@ class FakeVenue:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
+        """Listen on an OS-chosen port; after ``stop``, on the same port again (an outage)."""
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=_CLOSE_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port or 0)
         await site.start()
         self._port = self._runner.addresses[0][1]
 

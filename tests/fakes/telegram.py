@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .server import JSON, FakeVenue, json_response
+from .server import JSON, FakeVenue, _Fault, json_response
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,8 @@ class FakeTelegram(FakeVenue):
         self._all_sends: deque[float] = deque()  # every accepted send, last window
         self._chat_sends: dict[int, deque[float]] = {}  # per chat, the last minute
         self._bot_status: dict[int, tuple[str, bool]] = {}  # channel -> (status, can post)
+        self._chat_faults: dict[int, _Fault] = {}  # every send to the chat answered this way
+        self.send_attempts: list[tuple[float, int]] = []  # (time, chat) of every send call
         self._closing = False
         self._wakers: set[asyncio.Task[None]] = set()
         self.app.router.add_route("*", "/bot{token}/{method}", self._endpoint)
@@ -227,6 +229,14 @@ class FakeTelegram(FakeVenue):
     def migrate_chat(self, old_id: int, new_id: int) -> None:
         self._migrated[old_id] = new_id
         self._chat_types[new_id] = "supergroup"
+
+    def fail_chat(self, chat_id: int, status: int, body: str | JSON) -> None:
+        """Answer every sendMessage to ``chat_id`` with ``status`` and ``body`` (a JSON error
+        object, or text such as a proxy's HTML page) until ``heal_chat``."""
+        self._chat_faults[chat_id] = _Fault(status, {}, body)
+
+    def heal_chat(self, chat_id: int) -> None:
+        self._chat_faults.pop(chat_id, None)
 
     def enqueue(self, update: JSON) -> int:
         """Queue an update for getUpdates under the next update_id, which is returned."""
@@ -319,6 +329,10 @@ class FakeTelegram(FakeVenue):
             params = await _params(request)
             self.calls.append((method, params))
             await self._notify()  # tests may wait for a call, e.g. a long poll begun
+            if method == "sendMessage":
+                self.send_attempts.append((self._now(), params.get("chat_id") or 0))
+                if fault := self._chat_faults.get(params.get("chat_id") or 0):
+                    return fault.response()
             if faults := self._faults.get(method):
                 return faults.popleft().response()
             handler = getattr(self, f"_api_{method}", None)
