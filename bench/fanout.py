@@ -31,13 +31,16 @@ import asyncio
 import itertools
 import logging
 import math
+import multiprocessing
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from sqlite_utils import Database
@@ -112,6 +115,58 @@ class Probe:
             return response
 
         return stamp
+
+
+class RemoteFake:
+    """The fake Bot API in a child process (--fake-process), as Telegram is on other machines:
+    the bot's process then spends its CPU on the bot alone. Arrivals are stamped there, on the
+    same system-wide monotonic clock, and fetched with the refusals when delivery is over."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=serve_fake, args=(child,), daemon=True)
+        self.token, self.base_url, self.rejected_429 = "", "", 0
+
+    async def start(self) -> None:
+        self._process.start()
+        loop = asyncio.get_running_loop()
+        self.token, self.base_url = await loop.run_in_executor(None, self._conn.recv)
+
+    async def finish(self, probe: Probe) -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{self.base_url}/_bench/stats") as response:
+                stats = await response.json()
+            async with session.post(f"{self.base_url}/_bench/stop"):
+                pass
+        probe.arrivals.extend(Arrival(t, chat, status) for t, chat, status in stats["arrivals"])
+        self.rejected_429 = int(stats["rejected_429"])
+        await asyncio.get_running_loop().run_in_executor(None, self._process.join, 10)
+
+
+def serve_fake(conn: Connection) -> None:
+    """The child process of RemoteFake: the fake with the probe, until asked to stop."""
+    asyncio.run(_serve_fake(conn))
+
+
+async def _serve_fake(conn: Connection) -> None:
+    probe, fake, done = Probe(), FakeTelegram(), asyncio.Event()
+    fake.app.middlewares.append(probe.middleware())
+
+    async def stats(request: web.Request) -> web.Response:
+        arrivals = [[a.time, a.chat_id, a.status] for a in probe.arrivals]
+        return web.json_response({"arrivals": arrivals, "rejected_429": fake.rejected_429})
+
+    async def stop(request: web.Request) -> web.Response:
+        done.set()
+        return web.json_response({})
+
+    fake.app.router.add_get("/_bench/stats", stats)
+    fake.app.router.add_post("/_bench/stop", stop)
+    await fake.start()
+    conn.send((fake.token, fake.base_url))
+    await done.wait()
+    await fake.stop()
 
 
 class RecordingPacer(Pacer):
@@ -202,14 +257,17 @@ def count(db: Database, status: str, platform: str = PLATFORM) -> int:
 # -- the run --------------------------------------------------------------------------------
 
 
-async def run(chats: int, groups: int, concurrency: int, paid: bool, directory: Path) -> Result:
+async def run(
+    chats: int, groups: int, concurrency: int, paid: bool, directory: Path, separate: bool
+) -> Result:
     started = time.perf_counter()
     db = open_database(directory / "fanout.db")
     subscribe(db, chat_ids(chats, groups), now_ms())
     setup_s = time.perf_counter() - started
     probe = Probe()
-    fake = FakeTelegram()
-    fake.app.middlewares.append(probe.middleware())
+    fake = RemoteFake() if separate else FakeTelegram()
+    if isinstance(fake, FakeTelegram):
+        fake.app.middlewares.append(probe.middleware())
     await fake.start()
     core = CommandCore(db, Thresholds(), status=dict, on_change=lambda: None)
     bot = TelegramBot(
@@ -227,7 +285,9 @@ async def run(chats: int, groups: int, concurrency: int, paid: bool, directory: 
         probe.delivered.append(time.monotonic())
 
     channel = Channel(send, concurrency)
-    worker = OutboxWorker(db, Writer.inline(db), PLATFORM, channel, lambda *change: None)
+    # The worker's writes go to a writer thread with its own connection, as in `liqbot run`.
+    writer = await Writer.start(lambda: open_database(directory / "fanout.db"))
+    worker = OutboxWorker(db, writer, PLATFORM, channel, lambda *change: None)
     worker_task = asyncio.create_task(worker.run(), name="outbox-telegram")
     try:
         await asyncio.sleep(0.1)  # the worker's first drain finds nothing and goes idle
@@ -242,27 +302,29 @@ async def run(chats: int, groups: int, concurrency: int, paid: bool, directory: 
     finally:
         worker_task.cancel()
         await asyncio.gather(worker_task, return_exceptions=True)
+        await writer.close()
         await bot.app.shutdown()
-        await fake.stop()
+        await (fake.stop() if isinstance(fake, FakeTelegram) else fake.finish(probe))
     figures = (setup_s, enqueue_s, woken, cpu_s)
     return summarise(probe, fake, db, chats, groups, concurrency, paid, *figures)
 
 
 async def _until_delivered(
-    db: Database, fake: FakeTelegram, woken: float, total: int, deadline: float
+    db: Database, fake: FakeTelegram | RemoteFake, woken: float, total: int, deadline: float
 ) -> None:
     """Return once no row is pending (rows in flight or waiting to retry stay pending)."""
     next_progress = PROGRESS_EVERY
     while alerts.due(db, PLATFORM, EVER, 1):  # a pending row: in flight or waiting to retry
         elapsed = time.monotonic() - woken
         if elapsed > deadline:
-            raise TimeoutError(f"{len(fake.sent)} of {total} sent after {elapsed:.0f} s")
+            raise TimeoutError(f"{count(db, SENT)} of {total} sent after {elapsed:.0f} s")
         if elapsed >= next_progress:
             next_progress += PROGRESS_EVERY
-            rate = len(fake.sent) / elapsed
+            sent = count(db, SENT)
+            refused = f", {fake.rejected_429} x 429" if isinstance(fake, FakeTelegram) else ""
             print(
-                f"  {elapsed:5.0f} s: {len(fake.sent):>6,} of {total:,} sent ({rate:.2f}/s),"
-                f" {fake.rejected_429} x 429",
+                f"  {elapsed:5.0f} s: {sent:>6,} of {total:,} sent ({sent / elapsed:.2f}/s)"
+                f"{refused}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -310,7 +372,7 @@ def margin_ms(times: Sequence[float]) -> float:
 
 def summarise(
     probe: Probe,
-    fake: FakeTelegram,
+    fake: FakeTelegram | RemoteFake,
     db: Database,
     chats: int,
     groups: int,
@@ -461,6 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--paid", action="store_true", help="paid broadcast on (1,000/s)")
     parser.add_argument(
+        "--fake-process", action="store_true", help="run the fake Bot API in a child process"
+    )
+    parser.add_argument(
         "--discord", type=int, default=0, metavar="N", help="instead: N Discord channels"
     )
     parser.add_argument("--verbose", action="store_true", help="log each 429 and retry")
@@ -482,7 +547,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="liqbot-fanout-") as directory:
         result = asyncio.run(
-            run(args.chats, args.groups, args.concurrency, args.paid, Path(directory))
+            run(
+                args.chats,
+                args.groups,
+                args.concurrency,
+                args.paid,
+                Path(directory),
+                args.fake_process,
+            )
         )
     print(report(result))
     return 0 if passed(result) else 1
