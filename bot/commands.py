@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.chart_data import ChartRequest, caption, parse_chart_args
 from bot.chats import ChatService
+from bot.delivery_order import delivery_priority
 from bot.errors import UserError
 from bot.formatting import echo, format_usd
 from bot.recorder import now_ms
@@ -64,7 +65,9 @@ ADMIN_ONLY = frozenset(
 class ChatRef:
     platform: str
     chat_id: str
-    is_group: bool = False
+    is_group: bool = False  # a group, a server channel or a Telegram channel: many readers
+    is_channel: bool = False  # a Telegram channel: replies are posts its readers see
+    audience: int | None = None  # members (a channel's subscribers), when the platform says
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +193,14 @@ class CommandCore:
         args: list[str],
         is_admin: Callable[[], Awaitable[bool]],
         user: str = "",
+        as_chat: bool = False,
     ) -> Reply | None:
         """Run a command from `user` (the platform's user id); None when that user is over the
-        rate limit in this chat and was already told."""
+        rate limit in this chat and was already told.
+
+        `as_chat`: the command was posted on behalf of the chat itself (a channel post, or an
+        anonymous group administrator). Only a chat's administrators can do that, so it counts
+        as an administrator's command without asking the platform."""
         allowed = self._limiter.allow(f"{chat.platform}:{chat.chat_id}:{user}")
         if allowed is None:
             return None
@@ -201,7 +209,7 @@ class CommandCore:
         handler = self._handlers.get(command)
         if handler is None:
             return Reply(f"Unknown command /{echo(command)}. Try /help.", refusal=True)
-        if command in ADMIN_ONLY and chat.is_group and not await is_admin():
+        if command in ADMIN_ONLY and chat.is_group and not as_chat and not await is_admin():
             return Reply("Only the chat's administrators can change liqbot here.", refusal=True)
         try:
             reply = handler(chat, args)
@@ -211,7 +219,8 @@ class CommandCore:
             saved = await self._commit(chat)
         if not saved:
             return Reply("liqbot cannot save settings right now; try again in a few minutes.")
-        return reply
+        # A channel's readers cannot use buttons (a press would come from any of them).
+        return replace(reply, buttons=()) if chat.is_channel else reply
 
     async def _commit(self, chat: ChatRef) -> bool:
         """Commit what the command staged (nothing else runs between a synchronous command
@@ -229,6 +238,12 @@ class CommandCore:
     # -- reading ---------------------------------------------------------------------------
 
     def start(self, chat: ChatRef, args: list[str]) -> Reply:
+        if chat.is_channel:
+            return Reply(
+                "liqbot posts liquidation, funding and open-interest alerts from Binance, Bybit "
+                "and OKX. To turn them on here, post /subscribe (or /subscribe big, balanced or "
+                "everything)."
+            )
         text = (
             "liqbot watches liquidations, funding and open interest on "
             f"{', '.join(VENUE_TITLES[:-1])} and {VENUE_TITLES[-1]} "
@@ -279,8 +294,11 @@ class CommandCore:
             sub = Subscription(chat.platform, chat.chat_id, self.defaults)
         if preset is not None:
             sub = replace(sub, thresholds=preset.thresholds or self.defaults)
-        sub = replace(sub, active=True)
+        priority = delivery_priority(chat.is_group, chat.audience)
+        sub = replace(sub, active=True, priority=priority)
         self._save(sub)
+        if chat.is_channel:
+            return Reply("liqbot alerts are on in this channel.\n\n" + for_readers(sub))
         return Reply("Subscribed.\n\n" + describe(sub, self.clock()), SETTINGS_BUTTONS)
 
     def unsubscribe(self, chat: ChatRef, args: list[str]) -> Reply:
@@ -288,6 +306,8 @@ class CommandCore:
         if sub is None or not sub.active:
             return Reply("This chat is not subscribed.")
         self._save(replace(sub, active=False))
+        if chat.is_channel:
+            return Reply("liqbot alerts are off in this channel.")
         return Reply("Unsubscribed: no more alerts here. /subscribe brings them back.")
 
     def set(self, chat: ChatRef, args: list[str]) -> Reply:
@@ -299,6 +319,12 @@ class CommandCore:
         thresholds = set_threshold(sub.thresholds, args[0], " ".join(args[1:]))
         sub = replace(sub, thresholds=thresholds)
         self._save(sub)
+        if chat.is_channel:  # a brief confirmation: the channel's readers see it too
+            key = "liq" if args[0].lower() == "side" else args[0].lower()
+            line = next(
+                x for x in describe(sub, self.clock()).split("\n") if x.startswith(f"{key}:")
+            )
+            return Reply(f"Saved: {line}")
         return Reply("Saved.\n\n" + describe(sub, self.clock()))
 
     def _set_chart(self, sub: Subscription, args: list[str]) -> Reply:
@@ -419,6 +445,25 @@ def _watching(sub: Subscription) -> str:
 
 def _off_or(value: float, text: str) -> str:
     return "off" if value == 0 else text
+
+
+def for_readers(sub: Subscription) -> str:
+    """What a channel will be sent, as its readers would want to read it."""
+    t = sub.thresholds
+    side = "" if t.side == 0 else f" with one side at least {round(t.side * 100)}%"
+    lines = []
+    if t.liq:
+        lines.append(f"- liquidations reaching {format_usd(t.liq)} in {t.window}{side}")
+    if t.spike:
+        lines.append(f"- liquidation spikes of {t.spike:g}x the 30-day average")
+    if t.whale:
+        lines.append(f"- single liquidations of {format_usd(t.whale)} or more")
+    if t.funding:
+        lines.append(f"- funding at {t.funding * 100:g}% per 8h or beyond")
+    if t.oi:
+        lines.append(f"- open-interest moves of {t.oi * 100:g}% in {t.window}")
+    watching = f" for {_watching(sub)}" if sub.watch else ""
+    return f"Alerts{watching}:\n" + "\n".join(lines or ["- none (every rule is off)"])
 
 
 def describe(sub: Subscription, now: int) -> str:

@@ -64,6 +64,8 @@ class ChatPlatformSettings:
     token: str | None
     api_url: str
     gateway_url: str | None = None
+    paid_broadcast: bool = False  # Telegram: alerts sent with allow_paid_broadcast
+    paid_broadcast_rate: int = 1000  # Telegram: messages a second while paid broadcast is on
 
     @property
     def enabled(self) -> bool:
@@ -140,6 +142,8 @@ DURATION_RANGES: dict[str, tuple[float, float]] = {
     "max_age": (60, 86_400),
 }
 MAX_RETENTION_DAYS = 3650
+# Telegram's paid broadcasts go up to 1,000 messages a second; below its free 30 they buy nothing.
+PAID_BROADCAST_RATES = (30, 1000)
 # Keys that belong in a table, for a helpful word when one is written at the top level.
 HOME_TABLES = {
     "token": "[telegram] token (or [discord] token)",
@@ -201,6 +205,13 @@ def _token(value: Any) -> str:
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
+    return value
+
+
+def _paid_rate(value: Any) -> int:
+    low, high = PAID_BROADCAST_RATES
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"expected a whole number of messages a second from {low} to {high}")
     return value
 
 
@@ -383,6 +394,7 @@ def _chat_platform(
 ) -> ChatPlatformSettings:
     """`[telegram]` / `[discord]`: the token may also come from the environment."""
     keys = {"token", "api_url", "gateway_url"} if with_gateway else {"token", "api_url"}
+    keys |= set() if with_gateway else {"paid_broadcast", "paid_broadcast_rate"}
     table = reader.table(name, keys)
     http = _url(("http://", "https://"))
     token, source = reader.value(table, name, "token", _token, None), f"{name}.token"
@@ -402,6 +414,8 @@ def _chat_platform(
         token=token,
         api_url=reader.value(table, name, "api_url", http, api_url),
         gateway_url=reader.value(table, name, "gateway_url", _url(("ws://", "wss://")), None),
+        paid_broadcast=reader.value(table, name, "paid_broadcast", _boolean, False),
+        paid_broadcast_rate=reader.value(table, name, "paid_broadcast_rate", _paid_rate, 1000),
     )
 
 

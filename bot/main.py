@@ -96,6 +96,9 @@ class App:
                 commands,
                 on_chat_change=self.core.chats.chat_changed,
                 charts=self.charts,
+                paid_rate=settings.telegram.paid_broadcast_rate
+                if settings.telegram.paid_broadcast
+                else None,
             )
             self.core.add_channel(
                 telegram.PLATFORM, Channel(self.telegram.send, TELEGRAM_CONCURRENCY)

@@ -57,6 +57,7 @@ class Subscription:
     timezone: str = "UTC"
     digest: str = "off"  # "off", "hourly" or "daily HH:MM"
     chart: bool = False  # window, spike and digest alerts as a photo with a chart
+    priority: int = 0  # delivery order: see bot/delivery_order.py
 
     @property
     def key(self) -> str:

@@ -31,6 +31,9 @@ MAX_CONTENT = 2000
 MAX_DESCRIPTION = 4096
 # Discord allows 50 requests a second per bot and about 5 messages per 5 s in a channel.
 PACER_LIMITS = (Limit(45, 1.0), Limit(5, 5.5))
+# ...and evenly, at most one per 1/50 s: a whole second's 45 sent at once could, arriving a
+# little late, share one of Discord's seconds with the next burst (429s in the fan-out bench).
+PACER_SPACING = 1 / 50
 COLOURS = {"long": discord.Colour.red(), "short": discord.Colour.green()}
 FAILED_REPLY = "Something went wrong on our side; please try again in a minute."
 # Commands whose core call reads or writes storage: answered after a deferral (Discord allows 3 s
@@ -107,7 +110,7 @@ class DiscordBot:
         self.assets = assets
         self.on_chat_change = on_chat_change
         self.charts = charts
-        self.pacer = Pacer(*PACER_LIMITS)
+        self.pacer = Pacer(*PACER_LIMITS, spacing=PACER_SPACING)
         self.client = _Client(self._sync_commands, self._guild_left)
         self.tree = app_commands.CommandTree(self.client)
         self.tree.on_error = self._on_error  # type: ignore[method-assign]

@@ -14,6 +14,8 @@ from datetime import timedelta
 from telegram import (
     BotCommand,
     Chat,
+    ChatMember,
+    ChatMemberAdministrator,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
@@ -48,6 +50,7 @@ from bot.errors import StartupError
 from bot.formatting import split_message
 from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
+from handlers.telegram_http import AiohttpRequest
 from storage.alerts import OutboxRow
 
 log = logging.getLogger(__name__)
@@ -64,11 +67,20 @@ PACER_LIMITS = (Limit(29, 1.0), Limit(1, 1.1), Limit(19, 60.0))
 # least 1 s + 1/30 s, so a request may take up to 1/30 s longer than one sent a second after it
 # before Telegram counts 31 in a second (in bursts, a few milliseconds longer was enough).
 PACER_SPACING = 1 / 30
+# Paid broadcasts (allow_paid_broadcast, Bot API 7.11) lift the overall limit to 1,000 a second:
+# alerts are paced at the configured rate less 2% (980 of 1,000), evenly spread.
+PAID_MARGIN = 0.02
 START_RETRY_MAX = 60.0
 ADMINS = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 GONE = (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
 # The update types the handlers below use, and so the only ones asked of Telegram.
-ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member", "channel_post")
+# Commands come in new messages and channel posts: an edited one must not run a second time.
+COMMAND_UPDATES = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+# A chat's size (getChatMemberCount) is asked at most once a day; it orders deliveries.
+AUDIENCE_TTL = 86_400.0
+# Bad Request answers that mean the bot may no longer post in the chat (as a block does).
+NO_RIGHTS = ("chat not found", "need administrator rights", "not enough rights")
 # Updates handled at once (PTB's default for concurrent handling, and its connection pool's
 # size): a chat waiting out its pace holds up only its own replies, not the next chat's.
 CONCURRENT_UPDATES = 256
@@ -107,8 +119,21 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
     )
 
 
-def _chat_ref(chat: Chat) -> ChatRef:
-    return ChatRef(PLATFORM, str(chat.id), is_group=chat.type != Chat.PRIVATE)
+def _chat_ref(chat: Chat, audience: int | None = None) -> ChatRef:
+    is_channel = chat.type == Chat.CHANNEL
+    return ChatRef(PLATFORM, str(chat.id), chat.type != Chat.PRIVATE, is_channel, audience)
+
+
+def paid_limit(rate: int) -> Limit:
+    """The overall pace of paid broadcast sends at `rate` messages a second."""
+    return Limit(rate - max(1, round(rate * PAID_MARGIN)), 1.0)
+
+
+def can_post(member: ChatMember) -> bool:
+    """Whether the bot, as this member of a channel, may post in it."""
+    if member.status == ChatMemberStatus.OWNER:
+        return True
+    return isinstance(member, ChatMemberAdministrator) and bool(member.can_post_messages)
 
 
 class TelegramBot:
@@ -119,28 +144,36 @@ class TelegramBot:
         core: CommandCore,
         on_chat_change: ChatEvent,
         charts: ChartService | None = None,
+        paid_rate: int | None = None,
     ) -> None:
+        """`paid_rate`: send alerts as paid broadcasts at up to this many a second (None: off)."""
         self.core = core
         self.on_chat_change = on_chat_change
         self.charts = charts
         # A chart is uploaded once; later copies go by the file_id Telegram returned.
         self._file_ids: OrderedDict[ChartKey, str] = OrderedDict()
         self._uploading: dict[ChartKey, asyncio.Lock] = {}
-        self.pacer = Pacer(*PACER_LIMITS[:2], per_group=PACER_LIMITS[2], spacing=PACER_SPACING)
+        self.paid = paid_rate is not None
+        self._audiences: dict[int, tuple[float, int | None]] = {}  # chat -> (asked at, size)
+        self._http = AiohttpRequest()
+        self.pacer = Pacer(
+            *PACER_LIMITS[:2],
+            per_group=PACER_LIMITS[2],
+            spacing=PACER_SPACING,
+            paid=paid_limit(paid_rate) if paid_rate is not None else None,
+        )
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
             .token(token)
             .base_url(f"{api_url}/bot")
             .base_file_url(f"{api_url}/file/bot")
             .job_queue(None)
+            .request(self._http)  # its method calls; long polling stays on httpx
             .concurrent_updates(CONCURRENT_UPDATES)
             .build()
         )
         names = [name for name, _ in COMMANDS]
-        # New messages only: an edited message must not run its command a second time.
-        self.app.add_handler(
-            CommandHandler(names, self._command, filters=filters.UpdateType.MESSAGE)
-        )
+        self.app.add_handler(CommandHandler(names, self._command, filters=COMMAND_UPDATES))
         self.app.add_handler(CallbackQueryHandler(self._button))
         self.app.add_handler(ChatMemberHandler(self._membership, ChatMemberHandler.MY_CHAT_MEMBER))
         self.app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
@@ -159,6 +192,7 @@ class TelegramBot:
                 )
                 break
             except InvalidToken as error:  # 401/404 from getMe; its text holds the token
+                await self._http.shutdown()  # PTB shuts down only what initialised fully
                 cause: BaseException = error
                 while cause.__cause__ is not None:  # the innermost: Telegram's own words
                     cause = cause.__cause__
@@ -185,22 +219,47 @@ class TelegramBot:
 
     async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-        if message is None or chat is None or user is None or not message.text:
+        if message is None or chat is None or not message.text:
+            return
+        # A channel post has `sender_chat` (the channel) and no `from`; an anonymous group
+        # administrator's message has the group as `sender_chat` (and a placeholder `from`).
+        as_chat = message.sender_chat is not None and message.sender_chat.id == chat.id
+        if user is None and not as_chat:
             return
         command = message.text.split()[0][1:].split("@")[0].lower()
         reply = await self.core.handle(
             command,
-            _chat_ref(chat),
+            _chat_ref(chat, await self._audience(chat)),
             list(context.args or []),
-            self._admin_check(chat, user.id),
-            user=str(user.id),
+            self._admin_check(chat, user.id if user is not None else 0),
+            user=f"chat{chat.id}" if as_chat or user is None else str(user.id),
+            as_chat=as_chat,
         )
         if reply is not None:
             await self._reply(message, reply)
 
+    async def _audience(self, chat: Chat) -> int | None:
+        """A group's or channel's member count, asked once a day (None: unknown or private)."""
+        if chat.type == Chat.PRIVATE:
+            return None
+        now = asyncio.get_running_loop().time()
+        cached = self._audiences.get(chat.id)
+        if cached is not None and now - cached[0] < AUDIENCE_TTL:
+            return cached[1]
+        try:
+            size: int | None = await self.app.bot.get_chat_member_count(chat.id)
+        except TelegramError as error:  # the size only orders deliveries: go on without it
+            log.warning("telegram: no member count for chat %s (%s)", chat.id, error)
+            size = None
+        self._audiences[chat.id] = (now, size)
+        return size
+
     async def _button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query, chat = update.callback_query, update.effective_chat
         if query is None or chat is None:
+            return
+        if chat.type == Chat.CHANNEL:  # liqbot puts no buttons in channels: any reader could press
+            await query.answer("Post a command in the channel to change liqbot there.")
             return
         await query.answer()
         reply = await self.core.handle(
@@ -234,6 +293,7 @@ class TelegramBot:
         return is_admin
 
     async def _reply(self, message: Message, reply: Reply) -> None:
+        """Answer a command; in a channel, as a post of its own (not a reply to the command)."""
         chat = message.chat
         if reply.chart is not None:
             chart = await self.charts.chart(reply.chart) if self.charts else None
@@ -253,6 +313,10 @@ class TelegramBot:
         for part in split_message(reply.text, MAX_TEXT):
 
             async def send(text: str = part) -> object:
+                if chat.type == Chat.CHANNEL:
+                    return await self.app.bot.send_message(
+                        chat.id, render(text), parse_mode=ParseMode.HTML
+                    )
                 return await message.reply_text(
                     render(text), parse_mode=ParseMode.HTML, reply_markup=keyboard(reply)
                 )
@@ -265,26 +329,36 @@ class TelegramBot:
         is_group: bool,
         call: Callable[[], Awaitable[object]],
         wait_out_flood: bool = True,
+        paid: bool = False,
     ) -> None:
         """One API call that sends a message, within the limits; a flood answer is waited out
-        once (a second one is raised). The retry is paced too: it counts in the windows."""
-        await self.pacer.wait(chat_id, is_group)
+        once (a second one is raised). The retry is paced too: it counts in the windows.
+        `paid`: a paid broadcast, paced by the paid lane."""
+        await self.pacer.wait(chat_id, is_group, paid)
         try:
             await call()
         except RetryAfter as error:
             if not wait_out_flood:
                 raise
             await asyncio.sleep(_seconds(error.retry_after))
-            await self.pacer.wait(chat_id, is_group)
+            await self.pacer.wait(chat_id, is_group, paid)
             await call()
 
     # -- chat membership -----------------------------------------------------------------------
 
     async def _membership(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         change = update.my_chat_member
-        if change is not None and change.new_chat_member.status in GONE:
-            log.info("telegram: removed from chat %s", change.chat.id)
-            self.on_chat_change(PLATFORM, str(change.chat.id), None)
+        if change is None:
+            return
+        member, chat = change.new_chat_member, change.chat
+        if member.status in GONE:
+            log.info("telegram: removed from chat %s", chat.id)
+            self.on_chat_change(PLATFORM, str(chat.id), None)
+        elif chat.type == Chat.CHANNEL and not can_post(member):
+            log.info("telegram: can no longer post in channel %s", chat.id)
+            self.on_chat_change(PLATFORM, str(chat.id), None)
+        elif chat.type == Chat.CHANNEL:
+            log.info("telegram: may post in channel %s; /subscribe there turns alerts on", chat.id)
 
     async def _migrated(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -345,7 +419,11 @@ class TelegramBot:
             return await self._photo(
                 chart,
                 lambda photo: self.app.bot.send_photo(
-                    int(chat_id), photo, caption=caption, parse_mode=ParseMode.HTML
+                    int(chat_id),
+                    photo,
+                    caption=caption,
+                    parse_mode=ParseMode.HTML,
+                    allow_paid_broadcast=self.paid or None,
                 ),
             )
 
@@ -358,6 +436,7 @@ class TelegramBot:
                 html_text,
                 parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                allow_paid_broadcast=self.paid or None,
             )
 
         return send
@@ -382,7 +461,9 @@ class TelegramBot:
         """One paced call of an alert's delivery; Telegram's answers as `DeliveryError`s (a
         flood answer too, with its wait: not waited out here)."""
         try:
-            await self._paced(chat_id, chat_id.startswith("-"), send, wait_out_flood=False)
+            await self._paced(
+                chat_id, chat_id.startswith("-"), send, wait_out_flood=False, paid=self.paid
+            )
         except RetryAfter as error:
             raise DeliveryError(str(error), retry_after=_seconds(error.retry_after)) from None
         except ChatMigrated as error:
@@ -390,7 +471,7 @@ class TelegramBot:
         except Forbidden as error:
             raise DeliveryError(str(error), chat_gone=True) from None
         except BadRequest as error:
-            gone = "chat not found" in error.message.lower()
+            gone = any(words in error.message.lower() for words in NO_RIGHTS)
             raise DeliveryError(str(error), chat_gone=gone, permanent=True) from None
         except NetworkError as error:
             raise DeliveryError(f"network: {error}") from None

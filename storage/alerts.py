@@ -100,6 +100,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "timezone": sub.timezone,
         "digest": sub.digest,
         "chart": int(sub.chart),
+        "priority": sub.priority,
     }
 
 
@@ -125,6 +126,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
         timezone=row["timezone"],
         digest=row["digest"],
         chart=bool(row["chart"]),
+        priority=row["priority"],
     )
 
 
@@ -170,7 +172,8 @@ def save_rule_states(db: Database, states: dict[tuple[str, str, str], RuleState]
 
 def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
     """Record alerts; an item whose key was recorded before is ignored. Returns how many are new.
-    Many chats get the same alerts in a pass: each distinct message is encoded once."""
+    Many chats get the same alerts in a pass: each distinct message is encoded once. Each row
+    takes its chat's delivery priority from the subscription (see `due`)."""
     encoded: dict[tuple[int, ...], str] = {}
 
     def stored(alerts: tuple[Alert, ...]) -> str:
@@ -181,8 +184,8 @@ def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
 
     cursor = db.conn.executemany(
         "INSERT OR IGNORE INTO outbox (key, platform, chat_id, rule, asset, side, alerts, status,"
-        " attempts, parts_sent, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
+        " attempts, parts_sent, created_at, updated_at, priority)"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?, {_PRIORITY_OF_CHAT})",
         [
             (
                 i.key,
@@ -202,18 +205,28 @@ def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:
     return cursor.rowcount
 
 
+# The chat's delivery priority, read from its subscription inside the INSERT (0 without one).
+_PRIORITY_OF_CHAT = (
+    "coalesce((SELECT s.priority FROM subscriptions s WHERE s.platform = ?2 AND s.chat_id = ?3), 0)"
+)
+# Due rows, the chats with the most readers first (bot/delivery_order.py), then the oldest.
+DELIVERY_ORDER = "ORDER BY priority DESC, id"
+
+
 def due(db: Database, platform: str, now: int, limit: int) -> list[OutboxRow]:
     """Each chat's oldest pending row, when it is due (never tried, or its retry time has come),
-    oldest first: one chat's backlog or failures never hold back the others'."""
+    the chats with the most readers first, then the oldest: one chat's backlog or failures
+    never hold back the others'."""
     return _rows(
         db.execute(
-            # Pending rows in id order (index on platform, status), each kept when no older
-            # pending row of its chat exists (a seek in the platform, status, chat_id index).
+            # Pending rows in delivery order (index on platform, status, priority, id), each
+            # kept when no older pending row of its chat exists (a seek in the platform, status,
+            # chat_id index).
             f"{_ROW} AS o WHERE platform = ? AND status = ?"
             " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
             " AND NOT EXISTS (SELECT 1 FROM outbox AS p WHERE p.platform = o.platform"
             " AND p.status = o.status AND p.chat_id = o.chat_id AND p.id < o.id)"
-            " ORDER BY id LIMIT ?",
+            f" {DELIVERY_ORDER} LIMIT ?",
             [platform, PENDING, now, limit],
         )
     )

@@ -201,3 +201,16 @@ def create_storage_health(db: Database) -> None:
 def add_chart_setting(db: Database) -> None:
     """`/set chart on|off`: alerts with a chart (off until a chat asks)."""
     db.table("subscriptions").add_column("chart", int, not_null_default=0)
+
+
+@migrations()
+def add_delivery_priority(db: Database) -> None:
+    """Delivery order (bot/delivery_order.py): a priority per subscription, copied into each
+    outbox row, and an index that serves pending rows highest first without sorting. Telegram
+    groups and channels (negative ids) subscribed before this start above private chats."""
+    db.execute("ALTER TABLE subscriptions ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE outbox ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE subscriptions SET priority = 1 WHERE platform = 'telegram' AND chat_id LIKE '-%'"
+    )
+    db.execute("CREATE INDEX idx_outbox_delivery ON outbox (platform, status, priority DESC, id)")

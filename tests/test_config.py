@@ -254,7 +254,7 @@ KEYS_BY_TABLE = {
     ],
     "exchanges.okx": ["enabled", "ws_url", "rest_url", "silence_timeout"],
     "logging": ["level"],
-    "telegram": ["token", "api_url"],
+    "telegram": ["token", "api_url", "paid_broadcast", "paid_broadcast_rate"],
     "discord": ["token", "api_url", "gateway_url"],
     "defaults": [
         "window",
@@ -283,3 +283,20 @@ def test_every_key_reports_a_wrong_value_as_a_problem_never_a_crash(
         settings_from_dict(raw)
     [problem] = caught.value.problems
     assert problem.startswith(f"{table}.{key}: ")
+
+
+def test_paid_broadcast_is_off_by_default_and_its_rate_is_bounded() -> None:
+    telegram = settings_from_dict({}).telegram
+    assert (telegram.paid_broadcast, telegram.paid_broadcast_rate) == (False, 1000)
+    on = settings_from_dict({"telegram": {"paid_broadcast": True, "paid_broadcast_rate": 500}})
+    assert (on.telegram.paid_broadcast, on.telegram.paid_broadcast_rate) == (True, 500)
+    for rate in (29, 1001, 100.5, True):
+        with pytest.raises(ConfigError) as caught:
+            settings_from_dict({"telegram": {"paid_broadcast_rate": rate}})
+        assert caught.value.problems == [
+            "telegram.paid_broadcast_rate: expected a whole number of messages a second "
+            "from 30 to 1000"
+        ]
+    with pytest.raises(ConfigError) as caught:
+        settings_from_dict({"discord": {"paid_broadcast": True}})
+    assert caught.value.problems[0].startswith("discord.paid_broadcast: unknown key")

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import aiohttp
 import discord
 import pytest
 import yarl
@@ -193,3 +194,26 @@ async def test_guild_remove_and_resume(fake: FakeDiscord, bot: Bot) -> None:
         await bot.guild_joined.wait()
     assert isinstance(bot.client.get_channel(CHANNEL + 9), discord.TextChannel)
     assert fake.identifies == 1
+
+
+async def test_the_fake_answers_discords_limits_when_asked(
+    fake: FakeDiscord, session: aiohttp.ClientSession
+) -> None:
+    """The 6th message in 5 s to a channel, and the 51st request in a second, get 429s."""
+    fake.enforce_limits = True
+    headers = {"Authorization": f"Bot {fake.token}"}
+    url = f"{fake.base_url}/api/v10/channels/{{}}/messages"
+    statuses = []
+    for _ in range(6):
+        async with session.post(url.format(CHANNEL), json={"content": "x"}, headers=headers) as r:
+            statuses.append(r.status)
+    assert statuses == [200] * 5 + [429]
+    fake.global_per_second = 7
+    async with session.post(url.format(OTHER), json={"content": "x"}, headers=headers) as r:
+        assert r.status == 200  # the 6th counted: the refused one is not
+    async with session.post(url.format(OTHER), json={"content": "x"}, headers=headers) as r:
+        assert r.status == 200
+    async with session.post(url.format(OTHER), json={"content": "x"}, headers=headers) as r:
+        body = await r.json()
+        assert (r.status, r.headers["X-RateLimit-Global"], body["global"]) == (429, "true", True)
+    assert fake.rejected_429 == 2

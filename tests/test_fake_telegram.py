@@ -205,6 +205,26 @@ async def test_global_limit(fake: FakeTelegram, bot: Bot, clock: FrozenClock) ->
     await bot.send_message(31, "hi")
 
 
+async def test_paid_limit(fake: FakeTelegram, bot: Bot, clock: FrozenClock) -> None:
+    """Flagged sends pass the free 30 a second up to 1,000 sends of any kind (here 40); free
+    sends still stop at 30 free ones; the chat limit holds for both."""
+    fake.paid_per_second = 40
+    for chat in range(1, 31):
+        await bot.send_message(chat, "free")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(31, "free")
+    for chat in range(31, 41):
+        await bot.send_message(chat, "paid", allow_paid_broadcast=True)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(41, "paid", allow_paid_broadcast=True)  # 40 sends this second
+    assert (fake.paid_sent, fake.rejected_429, len(fake.sent)) == (10, 2, 40)
+    clock.advance(1)
+    await bot.send_message(41, "paid", allow_paid_broadcast=True)
+    with pytest.raises(RetryAfter):
+        await bot.send_message(41, "again", allow_paid_broadcast=True)  # 1 a second in a chat
+    assert (fake.paid_sent, fake.rejected_429) == (11, 3)
+
+
 async def test_group_limit(fake: FakeTelegram, bot: Bot, clock: FrozenClock) -> None:
     for _ in range(20):
         await bot.send_message(-100, "alert")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlite_utils import Database
+
 from bot.config import settings_from_dict
 from bot.events import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
 from bot.market import MS_PER_MINUTE
@@ -11,6 +13,7 @@ from bot.recorder import Recorder, now_ms
 from bot.status import HEALTH_STALE_MS, build_status, render_status
 from bot.writer import Writer
 from storage import market_data, open_database
+from storage.schema import migrations
 
 NOW = 1_763_700_000_000 // MS_PER_MINUTE * MS_PER_MINUTE + 30_000
 DAY = 86_400_000
@@ -146,3 +149,14 @@ def test_a_large_batch_is_stored_whole_and_in_order(tmp_path: Path) -> None:
     assert market_data.read_rollups(db, 0) == [
         (NOW // MS_PER_MINUTE, "bybit", "ETH", "short", float(sum(range(1_234))), 1_234)
     ]
+
+
+def test_groups_subscribed_before_delivery_order_start_above_private_chats() -> None:
+    db = Database(memory=True)
+    migrations.apply(db, stop_before="add_delivery_priority")
+    for platform, chat_id in (("telegram", "-1001"), ("telegram", "7"), ("discord", "55")):
+        row = {"platform": platform, "chat_id": chat_id, "active": 1, "watch": ""}
+        db.table("subscriptions").insert(row)
+    migrations.apply(db)
+    rows = db.execute("SELECT chat_id, priority FROM subscriptions ORDER BY chat_id").fetchall()
+    assert rows == [("-1001", 1), ("55", 0), ("7", 0)]

@@ -182,7 +182,12 @@ async def test_an_edited_message_does_not_run_its_command(
         assert len(telegram.messages_to(ALICE)) == 1  # the /help reply only
         assert alerts.load_subscription(app.db, "telegram", str(ALICE)) is None
         polls = [params for method, params in telegram.calls if method == "getUpdates"]
-        assert polls[0]["allowed_updates"] == ["message", "callback_query", "my_chat_member"]
+        assert polls[0]["allowed_updates"] == [
+            "message",
+            "callback_query",
+            "my_chat_member",
+            "channel_post",
+        ]
     stop.set()
     await task
 

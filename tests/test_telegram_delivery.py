@@ -502,7 +502,7 @@ async def test_the_token_never_reaches_the_log(
     output = log_handler.stream.getvalue()
     assert f"Set Bot API URL: {fake.base_url}/bot{REDACTED}" in output  # PTB, at DEBUG
     assert "HTTP Request: POST" in output
-    assert f"/bot{REDACTED}/sendMessage" in output
+    assert f"/bot{REDACTED}/getUpdates" in output  # httpx polls; sends go through aiohttp
     assert "bot was blocked by the user" in output
     assert "token [REDACTED] in a message" in output
     assert f"RuntimeError: https://api.telegram.org/bot{REDACTED}/getMe failed" in output

@@ -23,6 +23,7 @@ import re
 import time
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,6 +165,12 @@ class FakeDiscord(FakeVenue):
         self.rejected_429 = self.identifies = self.resumes = self.heartbeats = 0
         self.gateway_params: list[dict[str, str]] = []  # query of each gateway connection
         self.forbidden_channels: set[int] = set()
+        # Discord's limits, answered with 429 when `enforce_limits` is set: 50 requests a second
+        # per bot (the global limit) and 5 messages per 5 s in a channel.
+        self.enforce_limits = False
+        self.global_per_second, self.channel_messages = 50, (5, 5.0)
+        self._recent: deque[float] = deque()  # authorised REST requests, the last second
+        self._channel_posts: dict[int, deque[float]] = {}
         self._interactions: dict[str, JSON] = {}  # token -> INTERACTION_CREATE payload
         self._originals: dict[str, JSON] = {}  # token -> original response message ({}: none)
         self._sessions: dict[web.WebSocketResponse, _Session] = {}
@@ -465,6 +472,9 @@ class FakeDiscord(FakeVenue):
                 fault = faults.popleft()
                 self.rejected_429 += fault.status == 429
                 return fault.response()
+        if auth and self.enforce_limits and (refused := self._over_limit(request.method, match)):
+            self.rejected_429 += 1
+            return refused
         body: object = {}
         if request.content_type == "application/json":
             body = await request.json()
@@ -501,6 +511,25 @@ class FakeDiscord(FakeVenue):
                 | {"url": url, "proxy_url": url, "content_type": value.content_type}
             )
         return attachments
+
+    def _over_limit(self, method: str, match: re.Match[str]) -> web.Response | None:
+        """A 429 as Discord answers it if this request breaks a limit; else count it."""
+        now = time.monotonic()
+        while self._recent and self._recent[0] <= now - 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= self.global_per_second:
+            return _too_many(self._recent[0] + 1.0 - now, global_=True)
+        channel = match.groupdict().get("channel_id")
+        if method == "POST" and channel is not None:
+            count, seconds = self.channel_messages
+            posts = self._channel_posts.setdefault(int(channel), deque())
+            while posts and posts[0] <= now - seconds:
+                posts.popleft()
+            if len(posts) >= count:
+                return _too_many(posts[0] + seconds - now, global_=False)
+            posts.append(now)
+        self._recent.append(now)
+        return None
 
     async def _me(self, call: Call) -> object:
         return self._bot_user()
@@ -615,3 +644,12 @@ class FakeDiscord(FakeVenue):
         channel_id = int(call.args["channel_id"])
         guild = self._channel(channel_id)
         return self.channel_payload(guild.id, channel_id, guild.channel_ids.index(channel_id))
+
+
+def _too_many(retry_after: float, global_: bool) -> web.Response:
+    headers = {"X-RateLimit-Scope": "global" if global_ else "user", "Via": "1.1 google"}
+    headers |= {"X-RateLimit-Global": "true"} if global_ else {}
+    body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3)}
+    response = json_response(body | {"global": global_}, 429)
+    response.headers.update(headers)
+    return response

@@ -37,6 +37,7 @@ MEMBER_STATUSES = ("creator", "administrator", "member", "left", "kicked")
 _INT_FIELDS = {"chat_id", "user_id", "message_id", "offset", "limit", "timeout"}
 _JSON_FIELDS = {"reply_markup", "commands", "allowed_updates", "link_preview_options", "scope"}
 _JSON_FIELDS |= {"entities", "drop_pending_updates", "disable_web_page_preview", "show_alert"}
+_JSON_FIELDS |= {"allow_paid_broadcast"}
 _HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "a", "code"}
 _HTML_TAGS |= {"pre", "blockquote", "tg-spoiler", "tg-emoji"}
 _TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)(?:\s[^<>]*)?>")
@@ -167,6 +168,17 @@ class FakeTelegram(FakeVenue):
     sendMessage/sendPhoto calls over rolling windows of 1 s and 60 s, both times
     ``window_scale``; ``retry_after`` is in unscaled seconds, as Telegram would say
     it. Time is the base class's ``clock`` (ms), which tests may freeze.
+
+    Paid broadcasts (Bot API 7.11): a send with ``allow_paid_broadcast`` is not held
+    to the free ``global_per_second``; it is refused only when ``paid_per_second``
+    sends of any kind were accepted in the last second. Free sends count only free
+    sends against ``global_per_second``. Flagged sends are counted in ``paid_sent``.
+    The 1-a-second chat and 20-a-minute group limits hold for both.
+
+    Channels: ``channel_post`` builds a post as Telegram delivers it (``sender_chat``
+    is the channel, no ``from``), and ``my_chat_member(..., chat_type="channel")``
+    also sets the bot's status there: a bot that is not an administrator allowed to
+    post gets the answers Telegram gives (403 when it was removed, 400 otherwise).
     """
 
     def __init__(
@@ -177,6 +189,7 @@ class FakeTelegram(FakeVenue):
         global_per_second: int = 30,
         group_per_minute: int = 20,
         chat_per_second: int = 1,
+        paid_per_second: int = 1000,
         window_scale: float = 1.0,
     ) -> None:
         super().__init__()
@@ -185,6 +198,7 @@ class FakeTelegram(FakeVenue):
         self.global_per_second = global_per_second
         self.group_per_minute = group_per_minute
         self.chat_per_second = chat_per_second
+        self.paid_per_second = paid_per_second
         self.window_scale = window_scale
         bot_id = int(token.split(":")[0])
         self.bot_user: JSON = {"id": bot_id, "is_bot": True, "first_name": "liqbot test"}
@@ -197,6 +211,8 @@ class FakeTelegram(FakeVenue):
         self.pending: list[JSON] = []  # updates not yet confirmed by a getUpdates offset
         self.rejected_429 = 0
         self.photos: dict[str, bytes] = {}  # file_id -> the uploaded image
+        self.paid_sent = 0  # accepted sends that carried allow_paid_broadcast
+        self.member_counts: dict[int, int] = {}  # getChatMemberCount answers (default 2)
         self._update_ids = itertools.count(1)
         self._callback_ids = itertools.count(4_000_000_001)
         self._message_ids: dict[int, itertools.count[int]] = {}
@@ -207,9 +223,12 @@ class FakeTelegram(FakeVenue):
         self._blocked: set[int] = set()
         self._forgotten: set[int] = set()
         self._migrated: dict[int, int] = {}
+        self._free_sends: deque[float] = deque()  # accepted unflagged sends, last window
+        self._all_sends: deque[float] = deque()  # every accepted send, last window
+        self._chat_sends: dict[int, deque[float]] = {}  # per chat, the last minute
+        self._bot_status: dict[int, tuple[str, bool]] = {}  # channel -> (status, can post)
         self._chat_faults: dict[int, _Fault] = {}  # every send to the chat answered this way
         self.send_attempts: list[tuple[float, int]] = []  # (time, chat) of every send call
-        self._sends: deque[tuple[float, int]] = deque()  # (time, chat) of accepted sends
         self._closing = False
         self._wakers: set[asyncio.Task[None]] = set()
         self.app.router.add_route("*", "/bot{token}/{method}", self._endpoint)
@@ -288,15 +307,37 @@ class FakeTelegram(FakeVenue):
         return {"callback_query": {**query, "data": data}}
 
     def my_chat_member(
-        self, chat_id: int, old_status: str, new_status: str, chat_type: str = "group"
+        self,
+        chat_id: int,
+        old_status: str,
+        new_status: str,
+        chat_type: str = "group",
+        can_post: bool = True,
     ) -> JSON:
-        """The bot was added, removed, promoted, or (private chat, "kicked") blocked."""
+        """The bot was added, removed, promoted, or (private chat, "kicked") blocked. In a
+        channel an administrator has ``can_post_messages`` (``can_post``), and the change
+        takes effect for sends at once."""
         self._chat_types[chat_id] = chat_type
-        bot, actor = self.bot_user, self._user(abs(chat_id))
+        bot, actor = self.bot_user, self._user(abs(chat_id) % 10**9)
         change: JSON = {"chat": self._chat(chat_id), "from": actor, "date": self._now_s()}
-        change["old_chat_member"] = self._member(bot, old_status)
-        change["new_chat_member"] = self._member(bot, new_status)
+        change["old_chat_member"] = self._member(bot, old_status, chat_type)
+        change["new_chat_member"] = self._member(bot, new_status, chat_type, can_post)
+        if chat_type == "channel":
+            self._bot_status[chat_id] = (new_status, can_post)
         return {"my_chat_member": change}
+
+    def channel_post(self, chat_id: int, text: str, signature: str = "") -> JSON:
+        """A post in a channel, as Telegram sends it to an administrator bot: the channel is
+        both ``chat`` and ``sender_chat``; there is no ``from``. A leading /command gets its
+        bot_command entity."""
+        self._chat_types[chat_id] = "channel"
+        channel = self._chat(chat_id)
+        post = self._message(chat_id, channel, text=text)
+        post.update({"author_signature": signature} if signature else {})
+        if text.startswith("/"):
+            length = len(text.split()[0].encode("utf-16-le")) // 2
+            post["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        return {"channel_post": post}
 
     def migrate(self, old_chat_id: int, new_chat_id: int, user_id: int = 1) -> JSON:
         """The service message in the old group; call ``migrate_chat`` too for sends."""
@@ -357,7 +398,7 @@ class FakeTelegram(FakeVenue):
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > MAX_TEXT:
             raise ApiError(400, "Bad Request: message is too long")
-        self._check_limits(chat_id)
+        self._check_limits(chat_id, paid=params.get("allow_paid_broadcast") is True)
         if params.get("disable_web_page_preview") and "link_preview_options" not in params:
             params = {**params, "link_preview_options": {"is_disabled": True}}
         message = self._message(chat_id, self.bot_user, text=text)
@@ -418,6 +459,10 @@ class FakeTelegram(FakeVenue):
         user = self.bot_user if user_id == self.bot_user["id"] else self._user(user_id)
         return self._member(user, self._members.get((chat_id, user_id), "member"))
 
+    async def _api_getChatMemberCount(self, params: JSON) -> int:
+        chat_id = self._target(params, sending=False)
+        return self.member_counts.get(chat_id, 1 if chat_id > 0 else 2)
+
     async def _api_getChat(self, params: JSON) -> JSON:
         chat = self._chat(self._target(params, sending=False))
         chat.update(accent_color_id=0, max_reaction_count=11)
@@ -437,24 +482,34 @@ class FakeTelegram(FakeVenue):
             raise ApiError(400, description, migrate_to_chat_id=new_id)
         if sending and chat_id in self._blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        status, can_post = self._bot_status.get(chat_id, ("administrator", True))
+        if sending and status in ("left", "kicked"):
+            raise ApiError(403, "Forbidden: bot is not a member of the channel chat")
+        if sending and not (status == "creator" or (status == "administrator" and can_post)):
+            raise ApiError(400, "Bad Request: need administrator rights in the channel chat")
         return chat_id
 
-    def _check_limits(self, chat_id: int) -> None:
+    def _check_limits(self, chat_id: int, paid: bool = False) -> None:
         """Answer 429 if one more send to ``chat_id`` now would break a flood limit."""
         if not self.enforce_limits:
+            self.paid_sent += paid
             return
         now, second, minute = self._now(), self.window_scale, 60 * self.window_scale
-        while self._sends and self._sends[0][0] <= now - minute:
-            self._sends.popleft()
-        recent = [(t, c) for t, c in self._sends if t > now - second]
+        for stamps in (self._free_sends, self._all_sends):
+            while stamps and stamps[0] <= now - second:
+                stamps.popleft()
+        chat = self._chat_sends.setdefault(chat_id, deque())
+        while chat and chat[0] <= now - minute:
+            chat.popleft()
+        in_second = [t for t in chat if t > now - second]
         rules = [
-            ([t for t, _ in recent], self.global_per_second, second),
-            ([t for t, c in recent if c == chat_id], self.chat_per_second, second),
+            (self._all_sends, self.paid_per_second, second)
+            if paid
+            else (self._free_sends, self.global_per_second, second),
+            (in_second, self.chat_per_second, second),
         ]
         if chat_id < 0:
-            rules.append(
-                ([t for t, c in self._sends if c == chat_id], self.group_per_minute, minute)
-            )
+            rules.append((chat, self.group_per_minute, minute))
         # A slot frees when the send that filled the window leaves it.
         waits = [ts[len(ts) - cap] + window - now for ts, cap, window in rules if len(ts) >= cap]
         if waits:
@@ -463,7 +518,9 @@ class FakeTelegram(FakeVenue):
             log.warning("fake telegram: 429 for chat %s, retry after %s s", chat_id, retry_after)
             description = f"Too Many Requests: retry after {retry_after}"
             raise ApiError(429, description, retry_after=retry_after)
-        self._sends.append((now, chat_id))
+        for stamps in (chat, self._all_sends, *(() if paid else (self._free_sends,))):
+            stamps.append(now)
+        self.paid_sent += paid
 
     def _record(self, into: list[SentMessage], method: str, message: JSON, params: JSON) -> JSON:
         """Keep the bot's message (for edits and callbacks) and log the call in ``into``."""
@@ -488,7 +545,10 @@ class FakeTelegram(FakeVenue):
     def _message(self, chat_id: int, sender: JSON, **fields: Any) -> JSON:
         counter = self._message_ids.setdefault(chat_id, itertools.count(1))
         chat, date = self._chat(chat_id), self._now_s()
-        return {"message_id": next(counter), "date": date, "chat": chat, "from": sender, **fields}
+        # In a channel a message is sent on behalf of the channel: `sender_chat`, no `from`.
+        who = "sender_chat" if chat["type"] == "channel" else "from"
+        sender = chat if who == "sender_chat" else sender
+        return {"message_id": next(counter), "date": date, "chat": chat, who: sender, **fields}
 
     def _chat(self, chat_id: int) -> JSON:
         default = "private" if chat_id > 0 else "supergroup" if chat_id < -(10**12) else "group"
@@ -504,13 +564,16 @@ class FakeTelegram(FakeVenue):
         return dict(user)
 
     @staticmethod
-    def _member(user: JSON, status: str) -> JSON:
-        """A ChatMember with the fields PTB requires for ``status``."""
+    def _member(user: JSON, status: str, chat_type: str = "group", can_post: bool = True) -> JSON:
+        """A ChatMember with the fields PTB requires for ``status``; a channel administrator
+        also has the channel-only rights (posting and editing posts)."""
         member: JSON = {"status": status, "user": user}
         if status in ("creator", "administrator"):
             member["is_anonymous"] = False
         if status == "administrator":
             member.update({f"can_{right}": True for right in _RIGHTS.split()}, can_be_edited=False)
+            if chat_type == "channel":
+                member.update(can_post_messages=can_post, can_edit_messages=True)
         if status == "kicked":
             member["until_date"] = 0
         return member
