@@ -68,6 +68,7 @@ def build_app(charts: bool) -> object:
 def fill(app: object) -> None:
     """A busy day of liquidations and the history the polls would have left."""
     from bot.events import FundingRate, Liquidation
+
     from bot.main import App
 
     assert isinstance(app, App)

@@ -71,13 +71,20 @@ from sqlite_utils import Database
 from bot import heap
 from bot.core import Core, cancel_all
 from bot.engine import MIN_PASS_INTERVAL, AlertEngine
-from bot.events import FundingRate, Liquidation, OpenInterest, Position
 from bot.market import MS_PER_MINUTE, RollupRow
+from bot.model import (
+    SENT,
+    FundingRate,
+    Liquidation,
+    OpenInterest,
+    OutboxRow,
+    Position,
+    Subscription,
+    Thresholds,
+)
 from bot.outbox import Channel, Progress, Send
 from bot.recorder import now_ms
-from bot.subscriptions import Subscription, Thresholds
 from storage import alerts, market_data, open_database
-from storage.alerts import SENT, OutboxRow
 
 PASS_TARGETS_MS = ((100_000, 50.0), (1_000_000, 1000.0))  # (up to this many chats, p99 target)
 LATENCY_TARGET_MS = 500.0

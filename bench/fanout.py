@@ -50,16 +50,15 @@ from bot.commands import CommandCore
 from bot.core import Core
 from bot.delivery_order import delivery_priority
 from bot.main import DISCORD_CONCURRENCY, TELEGRAM_CONCURRENCY
+from bot.model import FAILED, SENT, OutboxItem, OutboxRow, Subscription, Thresholds
 from bot.outbox import Channel, OutboxWorker, Progress
 from bot.ratelimit import Pacer
 from bot.recorder import now_ms
-from bot.subscriptions import Subscription, Thresholds
 from bot.writer import Writer
 from handlers import discord as discord_adapter
 from handlers.discord import DiscordBot
 from handlers.telegram import PACER_LIMITS, PACER_SPACING, PLATFORM, TelegramBot, paid_limit
 from storage import alerts, open_database
-from storage.alerts import FAILED, SENT, OutboxItem, OutboxRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/ is not installed
 from tests.fakes.discord import FakeDiscord

@@ -49,11 +49,11 @@ from bot.arming import Arming
 from bot.config import settings_from_dict
 from bot.engine import MIN_PASS_INTERVAL, AlertEngine, Index
 from bot.market import HISTORY_MINUTES, MarketState
+from bot.model import RuleState
 from bot.rulebook import RuleBook
 from bot.status import LiveStatus, build_status, render_status
 from bot.writer import Writer
 from storage import alerts, market_data, open_database
-from storage.alerts import RuleState
 
 T = TypeVar("T")
 TICK = 0.005  # the probe's sleep

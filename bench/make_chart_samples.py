@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 from bot import charts  # noqa: E402
 from bot.chart_data import ChartRequest, MarketHistory, collect  # noqa: E402
 from bot.derivatives import Derivatives  # noqa: E402
-from bot.events import FundingRate, Liquidation  # noqa: E402
 from bot.market import MarketState  # noqa: E402
+from bot.model import FundingRate, Liquidation  # noqa: E402
 from bot.norms import Norms  # noqa: E402
 
 NOW = 1_764_650_000_000 // 60_000 * 60_000  # 2025-12-02 04:33 UTC

@@ -34,9 +34,9 @@ from prometheus_client import generate_latest
 
 from bot.clock import SYSTEM
 from bot.counters import LiquidationCounts
-from bot.events import Liquidation
 from bot.loop_lag import LoopLag
 from bot.metrics import LiqbotCollector, registry
+from bot.model import Liquidation
 from bot.recorder import now_ms
 from bot.runtime import Runtime
 from bot.supervisor import Supervisor

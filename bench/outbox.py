@@ -26,9 +26,9 @@ from machine import cpu_check  # bench/ is on sys.path when a script here runs
 
 from bot import messages
 from bot.messages import WindowView
+from bot.model import PENDING, OutboxItem
 from bot.norms import Norm
 from storage import alerts, open_database
-from storage.alerts import PENDING, OutboxItem
 
 PLATFORM = "telegram"
 NOW = 1_763_700_000_000

@@ -26,9 +26,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from bot.model import RuleState
 from bot.rulebook import Group, Ladder, RuleBook, StateKey
 from bot.snapshot import Snapshot
-from storage.alerts import RuleState
 
 LEVEL_RULES = ("window", "spike", "funding", "oi")  # rules with a level to fall back from
 LIQUIDATION_RULES = ("window", "spike")

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from bot.errors import UserError
-from bot.events import FundingRate
 from bot.market import HISTORY_MINUTES, MS_PER_MINUTE, WINDOWS, MarketState
 from bot.messages import WindowView, headline
+from bot.model import FundingRate
 from bot.norms import Norms
 
 # Bar width per window: per minute up to an hour, then 48 bars (5 and 30 minutes).

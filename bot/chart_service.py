@@ -24,9 +24,9 @@ from sqlite_utils import Database
 from bot import chart_worker
 from bot.chart_data import ChartRequest, MarketHistory, Series, collect
 from bot.market import MarketState
+from bot.model import OutboxRow
 from bot.norms import Norms
 from storage import alerts
-from storage.alerts import OutboxRow
 
 log = logging.getLogger(__name__)
 

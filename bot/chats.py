@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlite_utils import Database
 
 from bot.clock import SYSTEM, Clock
-from bot.subscriptions import Subscription
+from bot.model import Subscription
 from bot.writer import Writer
 from storage import alerts
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.subscriptions import CONFIG_KEYS, Thresholds, thresholds_from_config
+from bot.model import Thresholds
+from bot.subscriptions import CONFIG_KEYS, thresholds_from_config
 from bot.units import parse_duration
 from bot.venues.catalog import VENUES
 

@@ -15,12 +15,11 @@ from bot.clock import SYSTEM, Clock
 from bot.counters import LiquidationCounts
 from bot.derivatives import OI_HISTORY_MS, Derivatives
 from bot.engine import AlertEngine
-from bot.events import FundingRate, Liquidation, OpenInterest, SourceHealth
 from bot.market import HISTORY_MINUTES, MarketState
+from bot.model import FundingRate, Liquidation, OpenInterest, SourceHealth, Subscription, Thresholds
 from bot.norms import MINUTES_PER_DAY, NORM_DAYS, Norms
 from bot.outbox import DEFAULT_MAX_AGE, Channel, OutboxWorker
 from bot.recorder import Recorder
-from bot.subscriptions import Subscription, Thresholds
 from bot.supervisor import TaskFactory
 from bot.writer import Writer
 from storage import market_data

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.events import Liquidation
+from bot.model import Liquidation
 
 
 class LiquidationCounts:

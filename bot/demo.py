@@ -20,13 +20,11 @@ from typing import Any, TextIO
 
 from bot.clock import SystemClock
 from bot.core import Core
-from bot.events import Liquidation
+from bot.model import Liquidation, OutboxRow, Thresholds
 from bot.outbox import Channel, DeliveryError, Progress
-from bot.subscriptions import Thresholds
 from bot.venues import binance, bybit, okx
 from handlers.console import ConsoleSender
 from storage import market_data, open_database
-from storage.alerts import OutboxRow
 
 DEMO_THRESHOLDS = Thresholds(window="1h", liq=100_000_000, whale=5_000_000, spike=3.0)
 EVALUATE_EVERY_MS = 5_000

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.events import FundingRate, OpenInterest
+from bot.model import FundingRate, OpenInterest
 
 OI_BUCKET_MS = 5 * 60_000
 OI_HISTORY_MS = 24 * 3_600_000 + OI_BUCKET_MS

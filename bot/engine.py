@@ -31,16 +31,15 @@ from bot.alert import Alert
 from bot.arming import LEVEL_RULES, Arming
 from bot.clock import SYSTEM, Clock
 from bot.derivatives import Derivatives
-from bot.events import Liquidation
 from bot.market import MarketState
+from bot.model import HELD, PENDING, Liquidation, OutboxItem, RuleState, Subscription
 from bot.norms import Norms
 from bot.rulebook import RuleBook, StateKey
 from bot.rules import Evaluation, Trigger
 from bot.snapshot import Snapshot
-from bot.subscriptions import Subscription, is_quiet
+from bot.subscriptions import is_quiet
 from bot.writer import Writer
 from storage import alerts
-from storage.alerts import HELD, PENDING, OutboxItem, RuleState
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 
 from bot.config import CollectorSettings, ExchangeSettings
-from bot.events import Gap, Liquidation, SourceHealth
+from bot.model import Gap, Liquidation, SourceHealth
 from bot.recorder import now_ms
 from bot.rest import RestError
 from bot.venues.common import MALFORMED, Control, Tally

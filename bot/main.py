@@ -22,8 +22,8 @@ from bot.commands import CommandCore
 from bot.config import Settings
 from bot.core import Core
 from bot.errors import StartupError
-from bot.events import FundingRate, OpenInterest, SourceHealth, merge_health
 from bot.feeds import Collector, send_new
+from bot.model import FundingRate, OpenInterest, SourceHealth, merge_health
 from bot.operations import Operations
 from bot.outbox import Channel
 from bot.rest import RestClient, RestError

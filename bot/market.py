@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from bot.events import Liquidation
+from bot.model import Liquidation
 
 WINDOWS: dict[str, int] = {"5m": 5, "15m": 15, "1h": 60, "4h": 240, "24h": 1440}
 HISTORY_MINUTES = max(WINDOWS.values())

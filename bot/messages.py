@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from bot.alert import Alert, Field, Line
 from bot.derivatives import OpenInterestMove
-from bot.events import FundingRate, Liquidation
 from bot.formatting import format_number, format_percent, format_price, format_rate, format_usd
+from bot.model import FundingRate, Liquidation
 from bot.norms import NORM_DAYS, Norm
 from bot.venues.catalog import VENUES
 

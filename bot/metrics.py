@@ -18,8 +18,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from bot.counters import LiquidationCounts
-from bot.events import SourceHealth
 from bot.loop_lag import BUCKETS, LoopLag
+from bot.model import SourceHealth
 from bot.outbox import OutboxWorker
 from bot.runtime import Runtime
 

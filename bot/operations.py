@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable
 
 from bot.config import MetricsSettings
 from bot.core import Core
-from bot.events import SourceHealth
 from bot.loop_lag import LoopLag
 from bot.metrics import LiqbotCollector, registry
+from bot.model import SourceHealth
 from bot.operator_http import OperatorServer
 from bot.runtime import Runtime
 from bot.supervisor import Supervisor

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from bot.clock import SYSTEM, Clock
+from bot.model import OutboxRow
 from bot.writer import Writer
 from storage import alerts
-from storage.alerts import OutboxRow
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import TypeVar
 from sqlite_utils import Database
 
 from bot.clock import SYSTEM, Clock
-from bot.events import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
+from bot.model import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
 from bot.supervisor import Fatal
 from bot.writer import Writer
 from storage import market_data

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 
-from bot.subscriptions import Subscription
+from bot.model import Subscription
 
 MARKET = "*"  # the asset of market-wide rules
 HYSTERESIS = 0.8  # a rule re-arms once its value falls below this share of the threshold

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from bot import messages
 from bot.alert import Alert
 from bot.arming import Arming, Fired, Settled
-from bot.events import Liquidation
+from bot.model import Liquidation, RuleState, Subscription
 from bot.rulebook import MARKET, Group, GroupKey, RuleBook, StateKey
 from bot.snapshot import Snapshot
-from bot.subscriptions import Subscription
-from storage.alerts import RuleState
 
 GROUPS_PER_STEP = 64  # groups (or funding/OI pairs) looked at between two yields to the loop
 TRIGGERS_PER_STEP = 1000  # or, sooner, once this many triggers were made

@@ -11,8 +11,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.clock import SYSTEM, Clock
-from bot.events import SourceHealth
 from bot.loop_lag import LoopLag
+from bot.model import SourceHealth
 from bot.recorder import Recorder
 from bot.supervisor import Supervisor
 from bot.writer import Writer

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.derivatives import Derivatives, OpenInterestMove
-from bot.events import FundingRate
 from bot.market import WINDOWS, MarketState
 from bot.messages import WindowView
+from bot.model import FundingRate
 from bot.norms import Norms
 
 MS_PER_MINUTE = 60_000

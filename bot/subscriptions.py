@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from bot.errors import UserError
 from bot.formatting import echo, format_usd
 from bot.market import WINDOWS
+from bot.model import Subscription, Thresholds
 from bot.units import is_off, parse_duration, parse_money, parse_multiple, parse_percent
 
 # Every money setting (liq, whale): one parser, one range.
@@ -29,39 +30,6 @@ MIN_COOLDOWN, MAX_COOLDOWN = 60.0, 86_400.0
 MAX_WATCH = 50  # assets in one chat's watch list
 _ASSET = re.compile(r"^[A-Z0-9]{1,20}$", re.ASCII)
 _SHARE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*(%)?\s*$", re.ASCII)
-
-
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """A chat's rule thresholds; 0 switches a rule off (side: 0 = either side)."""
-
-    window: str = "1h"
-    liq: float = 100_000_000.0  # USD in the window
-    side: float = 0.0  # dominant side's share, 0..1
-    funding: float = 0.0005  # |rate| per 8 h, as a fraction
-    oi: float = 0.05  # |open interest change| over the window, as a fraction
-    whale: float = 0.0  # USD of one liquidation
-    spike: float = 0.0  # multiple of the 30-day average for the window
-    cooldown: float = 1800.0  # seconds between alerts of one rule and asset
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    platform: str
-    chat_id: str
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    watch: frozenset[str] = frozenset()  # base assets; empty = the whole market
-    active: bool = True
-    mute_until: int | None = None  # epoch ms
-    quiet: tuple[int, int] | None = None  # minutes after midnight: start, end
-    timezone: str = "UTC"
-    digest: str = "off"  # "off", "hourly" or "daily HH:MM"
-    chart: bool = False  # window, spike and digest alerts as a photo with a chart
-    priority: int = 0  # delivery order: see bot/delivery_order.py
-
-    @property
-    def key(self) -> str:
-        return f"{self.platform}:{self.chat_id}"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from bot.model import OutboxRow
 from bot.outbox import DeliveryError, Progress
-from storage.alerts import OutboxRow
 
 PLATFORM = "console"
 CHAT_ID = "stdout"

@@ -19,10 +19,10 @@ from bot.chart_service import Chart, ChartService
 from bot.commands import PRESETS, ChatRef, CommandCore, Reply
 from bot.errors import StartupError
 from bot.formatting import split_message
+from bot.model import OutboxRow
 from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
 from bot.subscriptions import SETTING_KEYS
-from storage.alerts import OutboxRow
 
 log = logging.getLogger(__name__)
 

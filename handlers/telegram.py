@@ -48,10 +48,10 @@ from bot.chart_service import CACHE_SIZE, Chart, ChartKey, ChartService
 from bot.commands import COMMANDS, ChatRef, CommandCore, Reply
 from bot.errors import StartupError
 from bot.formatting import split_message
+from bot.model import OutboxRow
 from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
 from handlers.telegram_http import AiohttpRequest
-from storage.alerts import OutboxRow
 
 log = logging.getLogger(__name__)
 

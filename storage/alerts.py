@@ -4,55 +4,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlite_utils import Database
 
-from bot.alert import Alert, from_json, plain, text_of, to_json
-from bot.subscriptions import Subscription, Thresholds
+from bot.alert import Alert, from_json, plain, to_json
+from bot.model import (
+    FAILED,
+    HELD,
+    MERGED,
+    PENDING,
+    SENT,
+    OutboxItem,
+    OutboxRow,
+    RuleState,
+    Subscription,
+    Thresholds,
+)
 
-PENDING, HELD, SENT, FAILED, MERGED = "pending", "held", "sent", "failed", "merged"
 EXPIRED = "expired"  # undelivered for longer than the outbox's max age: not sent late
-
-
-@dataclass(frozen=True, slots=True)
-class RuleState:
-    """Per (chat, rule, asset): disarmed after firing until the value falls back (hysteresis)."""
-
-    armed: bool
-    last_fired_at: int
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    key: str  # idempotency key: one trigger is recorded (and delivered) once
-    platform: str
-    chat_id: str
-    rule: str
-    asset: str
-    side: str | None
-    alerts: tuple[Alert, ...]  # one message: several alerts of one rule in one pass
-    status: str = PENDING
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    platform: str
-    chat_id: str
-    rule: str
-    asset: str
-    side: str | None
-    alerts: tuple[Alert, ...]
-    attempts: int
-    parts_sent: int  # parts of a split message already delivered
-    created_at: int
-
-    @property
-    def text(self) -> str:
-        """The message as plain text (console; Telegram before escaping)."""
-        return text_of(self.alerts)
 
 
 _ROW = (

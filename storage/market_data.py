@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from bot.events import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
+from bot.model import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
 
 MS_PER_MINUTE = 60_000
 MS_PER_HOUR = 3_600_000

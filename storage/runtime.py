@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from storage.alerts import PENDING
+from bot.model import PENDING
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.events import FundingRate, Liquidation, Position
 from bot.messages import WindowView
+from bot.model import FundingRate, Liquidation, Position
 from bot.norms import Norm
 
 

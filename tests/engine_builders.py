@@ -11,11 +11,17 @@ from typing import Any
 
 from bot.clock import SystemClock
 from bot.core import Core
-from bot.events import FundingRate, Liquidation, OpenInterest, Position
+from bot.model import (
+    FundingRate,
+    Liquidation,
+    OpenInterest,
+    OutboxRow,
+    Position,
+    Subscription,
+    Thresholds,
+)
 from bot.outbox import Channel, Progress
-from bot.subscriptions import Subscription, Thresholds
 from storage import alerts, market_data, open_database
-from storage.alerts import OutboxRow
 
 T0 = 1_736_942_400_000  # 2025-01-15 12:00:00 UTC (07:00 in New York, 17:30 in Kolkata)
 SECOND = 1_000

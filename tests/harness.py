@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from bot.config import CollectorSettings, ExchangeSettings
-from bot.events import Gap, Liquidation
+from bot.model import Gap, Liquidation
 from bot.venues.catalog import VENUES
 from tests.fakes import FakeBinance, FakeBybit, FakeOkx
 

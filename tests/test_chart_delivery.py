@@ -15,11 +15,10 @@ import pytest
 from bot.alert import plain
 from bot.config import ConfigError, load_settings
 from bot.main import App
+from bot.model import OutboxItem, Subscription, Thresholds
 from bot.outbox import DeliveryError
 from bot.recorder import now_ms
-from bot.subscriptions import Subscription, Thresholds
 from storage import alerts
-from storage.alerts import OutboxItem
 from tests.builders import liquidation
 from tests.fakes import FakeDiscord, FakeTelegram
 from tests.fakes.discord import EVERYONE_PERMISSIONS

@@ -35,11 +35,10 @@ from bot.chats import ChatService, Outboxes
 from bot.commands import ChatRef, CommandCore, Reply
 from bot.errors import UserError
 from bot.market import WINDOWS, MarketState
+from bot.model import OutboxRow, Subscription, Thresholds
 from bot.norms import Norms
-from bot.subscriptions import Subscription, Thresholds
 from bot.writer import Writer
 from storage import alerts, open_database
-from storage.alerts import OutboxRow
 from tests.builders import funding, liquidation
 from tests.clock import ManualClock
 

@@ -25,8 +25,9 @@ from bot.commands import (
     CommandCore,
     Reply,
 )
+from bot.model import Subscription, Thresholds
 from bot.status import render_status
-from bot.subscriptions import Subscription, Thresholds, is_quiet, set_threshold
+from bot.subscriptions import is_quiet, set_threshold
 from bot.writer import Writer
 from storage import alerts, open_database
 from tests.clock import ManualClock

@@ -15,10 +15,10 @@ import pytest
 
 from bot.alert import plain
 from bot.core import Core
+from bot.model import OutboxItem, OutboxRow
 from bot.outbox import Channel, Progress
 from bot.recorder import now_ms
 from storage import alerts, open_database
-from storage.alerts import OutboxItem, OutboxRow
 from tests.engine_builders import (
     MINUTE,
     PLATFORM,

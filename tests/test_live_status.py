@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import settings_from_dict
 from bot.core import Core
-from bot.events import FundingRate, OpenInterest, SourceHealth
+from bot.model import FundingRate, OpenInterest, SourceHealth
 from bot.status import LiveStatus, build_live_status, build_status
 from storage import market_data, open_database
 from tests.engine_builders import HOUR, MINUTE, T0, liq, seed_history

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.events import Liquidation, Position
 from bot.market import MS_PER_MINUTE, MarketState
+from bot.model import Liquidation, Position
 
 T0 = 1_763_700_000_000 // MS_PER_MINUTE * MS_PER_MINUTE  # a minute boundary
 

@@ -12,10 +12,10 @@ from bot.alert import Alert, Field, from_json, text_of, to_json
 from bot.derivatives import OpenInterestMove
 from bot.formatting import format_percent, format_rate, format_usd, iso_utc
 from bot.messages import headline
+from bot.model import OutboxRow
 from bot.norms import Norm
 from handlers.discord import alert_embeds
 from handlers.telegram import alert_parts
-from storage.alerts import OutboxRow
 from tests.builders import funding, liquidation, view
 
 

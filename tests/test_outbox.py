@@ -15,10 +15,10 @@ import pytest
 from sqlite_utils import Database
 
 from bot.alert import plain
+from bot.model import OutboxItem, OutboxRow
 from bot.outbox import MAX_ATTEMPTS, Channel, DeliveryError, OutboxWorker, Progress, backoff
 from bot.writer import Writer
 from storage import alerts, open_database
-from storage.alerts import OutboxItem, OutboxRow
 from tests.clock import ManualClock
 from tests.harness import traceback_of
 

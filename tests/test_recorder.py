@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from bot import recorder as recorder_module
 from bot.config import settings_from_dict
-from bot.events import Liquidation, SourceHealth
+from bot.model import Liquidation, SourceHealth
 from bot.recorder import RETRY_MAX, RETRY_MIN, STORAGE_GIVE_UP, Recorder
 from bot.status import build_status, render_status
 from bot.supervisor import Fatal

@@ -17,14 +17,12 @@ import bot
 from bot import rulebook
 from bot.arming import LEVEL_RULES, Arming
 from bot.derivatives import Derivatives
-from bot.events import FundingRate, OpenInterest
 from bot.market import MarketState
+from bot.model import FundingRate, OpenInterest, RuleState, Subscription, Thresholds
 from bot.norms import Norms
 from bot.rulebook import MARKET, RuleBook, StateKey
 from bot.rules import Evaluation
 from bot.snapshot import Snapshot
-from bot.subscriptions import Subscription, Thresholds
-from storage.alerts import RuleState
 from tests.engine_builders import HOUR, MINUTE, T0, liq
 
 ASSETS = ("BTC", "ETH", "SOL", "DOGE")

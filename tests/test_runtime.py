@@ -13,9 +13,9 @@ from sqlite_utils import Database
 
 from bot.alert import plain
 from bot.counters import LiquidationCounts
-from bot.events import Liquidation, Position, SourceHealth
 from bot.loop_lag import BUCKETS, LagSummary, LoopLag
 from bot.metrics import LiqbotCollector, registry
+from bot.model import Liquidation, OutboxItem, Position, SourceHealth
 from bot.outbox import Channel, OutboxWorker
 from bot.recorder import Recorder
 from bot.runtime import Runtime
@@ -24,7 +24,7 @@ from bot.supervisor import MAX_CONSECUTIVE_FAILURES, Supervisor
 from bot.writer import Writer
 from handlers.console import ConsoleSender
 from storage import open_database
-from storage.alerts import OutboxItem, enqueue
+from storage.alerts import enqueue
 from storage.runtime import RuntimeRow, read_runtime, save_runtime
 from tests.clock import START_MS, ManualClock
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from bot.config import settings_from_dict
-from bot.events import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
 from bot.market import MS_PER_MINUTE
+from bot.model import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
 from bot.recorder import Recorder, now_ms
 from bot.status import HEALTH_STALE_MS, build_status, render_status
 from bot.writer import Writer

@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 from bot.config import ConfigError, settings_from_dict
 from bot.errors import UserError
 from bot.market import WINDOWS
+from bot.model import Subscription, Thresholds
 from bot.subscriptions import (
     SETTING_KEYS,
     SETTINGS,
-    Subscription,
-    Thresholds,
     is_quiet,
     local_minutes,
     parse_watch,

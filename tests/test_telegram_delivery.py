@@ -25,12 +25,11 @@ from bot.config import load_settings
 from bot.formatting import split_message
 from bot.logs import REDACTED, RedactSecrets, configure_logging
 from bot.main import App
+from bot.model import OutboxItem, OutboxRow, Subscription, Thresholds
 from bot.outbox import OutboxWorker, Progress
 from bot.recorder import now_ms
-from bot.subscriptions import Subscription, Thresholds
 from handlers.telegram import FAILED_REPLY
 from storage import alerts
-from storage.alerts import OutboxItem, OutboxRow
 from tests.fakes import FakeTelegram
 from tests.harness import WAIT, Fakes, traceback_of, write_config
 

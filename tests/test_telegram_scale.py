@@ -22,11 +22,10 @@ from bot.alert import plain
 from bot.config import load_settings
 from bot.delivery_order import delivery_priority
 from bot.main import App
+from bot.model import OutboxItem, Subscription
 from bot.ratelimit import Limit, Pacer
 from bot.recorder import now_ms
-from bot.subscriptions import Subscription
 from storage import alerts
-from storage.alerts import OutboxItem
 from tests.fakes import FakeTelegram
 from tests.harness import WAIT, Fakes, write_config
 

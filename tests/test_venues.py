@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.events import Liquidation, OpenInterest
+from bot.model import Liquidation, OpenInterest
 from bot.venues import binance, bybit, okx
 from bot.venues.common import Control, Instrument, Tally, base_asset
 from tests.conftest import load_frame

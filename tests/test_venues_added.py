@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import settings_from_dict
-from bot.events import FundingRate, Liquidation, OpenInterest
+from bot.model import FundingRate, Liquidation, OpenInterest
 from bot.sources import SOURCE_TYPES
 from bot.status import build_status, render_status
 from bot.venues import bitget, deribit, gate, hyperliquid

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from bot.adapters.reload import ReloadOnUnknown
-from bot.events import FundingRate, Liquidation, OpenInterest
 from bot.feeds import StreamSpec
+from bot.model import FundingRate, Liquidation, OpenInterest
 from bot.recorder import now_ms
 from bot.rest import RestClient
 from bot.venues import bitget

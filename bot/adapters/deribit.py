@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.events import FundingRate, Liquidation, OpenInterest
 from bot.feeds import StreamSpec
+from bot.model import FundingRate, Liquidation, OpenInterest
 from bot.recorder import now_ms
 from bot.rest import RestClient
 from bot.venues import deribit

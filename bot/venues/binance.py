@@ -9,7 +9,7 @@ from __future__ import annotations
 from math import inf
 from typing import Any
 
-from bot.events import FundingRate, Liquidation, OpenInterest, Position
+from bot.model import FundingRate, Liquidation, OpenInterest, Position
 from bot.venues.common import MALFORMED, USD_QUOTES, Instrument, base_asset, positive
 
 NAME = "binance"

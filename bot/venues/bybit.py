@@ -11,7 +11,7 @@ import re
 from math import inf
 from typing import Any
 
-from bot.events import FundingRate, Liquidation, OpenInterest, Position
+from bot.model import FundingRate, Liquidation, OpenInterest, Position
 from bot.venues.common import (
     MALFORMED,
     USD_QUOTES,

@@ -13,7 +13,7 @@ import json
 from math import inf
 from typing import Any
 
-from bot.events import FundingRate, Liquidation, OpenInterest, Position
+from bot.model import FundingRate, Liquidation, OpenInterest, Position
 from bot.venues.common import MALFORMED, Control, Tally, base_asset, positive
 
 NAME = "deribit"

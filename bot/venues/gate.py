@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from math import inf
 from typing import Any
 
-from bot.events import FundingRate, Liquidation, OpenInterest
+from bot.model import FundingRate, Liquidation, OpenInterest
 from bot.venues.common import MALFORMED, Control, Tally, base_asset, positive
 
 NAME = "gate"

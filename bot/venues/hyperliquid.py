@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.events import FundingRate, OpenInterest
+from bot.model import FundingRate, OpenInterest
 from bot.venues.common import MALFORMED, base_asset, positive
 
 NAME = "hyperliquid"

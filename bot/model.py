@@ -1,11 +1,14 @@
-"""Normalised market records. Every venue module produces these; nothing downstream needs to
-know which venue a record came from to read it correctly."""
+"""The plain records every layer shares: market data from the venues, source health,
+what a chat asked for, rule state and outbox items. Only data and small derived values;
+no I/O, no validation (bot/subscriptions.py validates settings)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from bot.alert import Alert, text_of
 
 Position = Literal["long", "short"]
 
@@ -129,3 +132,83 @@ def merge_health(parts: Iterable[SourceHealth]) -> list[SourceHealth]:
         carriers = [connected for symbols, connected in states[venue] if symbols]
         total.connected = all(carriers) if carriers else any(c for _, c in states[venue])
     return list(merged.values())
+
+
+# A chat across platforms: "<platform>:<chat id>" (Subscription.key, rule state's chat).
+ChatKey = str
+RuleName = Literal["window", "spike", "whale", "funding", "oi", "digest", "quiet"]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A chat's rule thresholds; 0 switches a rule off (side: 0 = either side)."""
+
+    window: str = "1h"
+    liq: float = 100_000_000.0  # USD in the window
+    side: float = 0.0  # dominant side's share, 0..1
+    funding: float = 0.0005  # |rate| per 8 h, as a fraction
+    oi: float = 0.05  # |open interest change| over the window, as a fraction
+    whale: float = 0.0  # USD of one liquidation
+    spike: float = 0.0  # multiple of the 30-day average for the window
+    cooldown: float = 1800.0  # seconds between alerts of one rule and asset
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    platform: str
+    chat_id: str
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    watch: frozenset[str] = frozenset()  # base assets; empty = the whole market
+    active: bool = True
+    mute_until: int | None = None  # epoch ms
+    quiet: tuple[int, int] | None = None  # minutes after midnight: start, end
+    timezone: str = "UTC"
+    digest: str = "off"  # "off", "hourly" or "daily HH:MM"
+    chart: bool = False  # window, spike and digest alerts as a photo with a chart
+    priority: int = 0  # delivery order: see bot/delivery_order.py
+
+    @property
+    def key(self) -> ChatKey:
+        return f"{self.platform}:{self.chat_id}"
+
+
+PENDING, HELD, SENT, FAILED, MERGED = "pending", "held", "sent", "failed", "merged"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """Per (chat, rule, asset): disarmed after firing until the value falls back (hysteresis)."""
+
+    armed: bool
+    last_fired_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    key: str  # idempotency key: one trigger is recorded (and delivered) once
+    platform: str
+    chat_id: str
+    rule: str
+    asset: str
+    side: str | None
+    alerts: tuple[Alert, ...]  # one message: several alerts of one rule in one pass
+    status: str = PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    platform: str
+    chat_id: str
+    rule: RuleName
+    asset: str
+    side: str | None
+    alerts: tuple[Alert, ...]
+    attempts: int
+    parts_sent: int  # parts of a split message already delivered
+    created_at: int
+
+    @property
+    def text(self) -> str:
+        """The message as plain text (console; Telegram before escaping)."""
+        return text_of(self.alerts)
