@@ -19,6 +19,7 @@ from bot.venues.common import (
     Instrument,
     Tally,
     base_asset,
+    kept,
     positive,
 )
 
@@ -104,11 +105,7 @@ def parse_liquidations(
             )
         except MALFORMED:
             bad += 1
-    if bad and not events:
-        return None
-    if bad and tally is not None:
-        tally.malformed += bad
-    return events
+    return kept(events, bad, tally)
 
 
 def control(frame: Any) -> Control | None:

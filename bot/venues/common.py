@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from bot.model import Liquidation
+
 # Longest first, so "FDUSD" is not read as "FD" + "USD".
 _QUOTE_SUFFIXES = ("FDUSD", "USDT", "USDC", "BUSD", "PERP", "USD")
 # Venues list small-priced coins per 1,000 (or more) units: 1000PEPEUSDT is PEPE.
@@ -59,6 +61,16 @@ class Tally:
     malformed: int = 0
     ignored: int = 0
     unknown: set[str] = field(default_factory=set)
+
+
+def kept(events: list[Liquidation], bad: int, tally: Tally | None) -> list[Liquidation] | None:
+    """A push's good entries, its `bad` ones counted as malformed in `tally`; None (the frame is
+    malformed) when no entry was good."""
+    if bad and not events:
+        return None
+    if bad and tally is not None:
+        tally.malformed += bad
+    return events
 
 
 @dataclass(slots=True, frozen=True)

@@ -14,7 +14,7 @@ from math import inf
 from typing import Any
 
 from bot.model import FundingRate, Liquidation, OpenInterest
-from bot.venues.common import MALFORMED, Control, Tally, base_asset, positive
+from bot.venues.common import MALFORMED, Control, Tally, base_asset, kept, positive
 
 NAME = "gate"
 CHANNEL = "futures.public_liquidates"
@@ -80,11 +80,7 @@ def parse_liquidations(
             )
         except MALFORMED:
             bad += 1
-    if bad and not events:
-        return None
-    if bad and tally is not None:
-        tally.malformed += bad
-    return events
+    return kept(events, bad, tally)
 
 
 def control(frame: Any) -> Control | None:
