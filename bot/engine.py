@@ -20,7 +20,7 @@ import contextlib
 import logging
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,7 @@ from bot.derivatives import Derivatives
 from bot.market import MarketState
 from bot.model import HELD, PENDING, Liquidation, OutboxItem, RuleState, Subscription
 from bot.norms import Norms
-from bot.rulebook import RuleBook, StateKey
+from bot.rulebook import MARKET, RuleBook, StateKey
 from bot.rules import Evaluation, Trigger
 from bot.snapshot import Snapshot
 from bot.subscriptions import is_quiet
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MIN_PASS_INTERVAL = 0.25  # seconds between passes triggered by liquidations
 FULL_PASS_INTERVAL = 10.0  # funding, open interest and re-arming are checked at least this often
+STORY_MERGE_MS = 60_000  # a spike alert within this of a window alert is the same story
 DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this long after its time
 MS_PER_MINUTE = 60_000
 SLICE_CHATS = 250  # chats whose outbox items are built between two yields to the loop
@@ -246,6 +247,13 @@ class AlertEngine:
         minute = now // MS_PER_MINUTE
         for (chat, rule), group in grouped.items():
             sub = group[0].sub
+            message = tuple(t.alert for t in group)
+            if rule == "spike" and self._told_by_window(grouped, chat, now):
+                continue  # one story: the window alert tells it (and carries the ratio)
+            if rule == "window" and (chat, "spike") in grouped:
+                message = (messages.with_spike(message[0], grouped[chat, "spike"][0].alert),)
+            elif rule in ("oi", "funding") and len(message) > 1:
+                message = (messages.asset_lines(message),)
             assets = ",".join(sorted({t.asset for t in group}))
             items.append(
                 self._item(
@@ -254,11 +262,25 @@ class AlertEngine:
                     rule,
                     assets,
                     group[0].alert.side,
-                    tuple(t.alert for t in group),
+                    message,
                     now,
                 )
             )
         return items, fired
+
+    def _told_by_window(
+        self, grouped: Mapping[tuple[str, str], list[Trigger]], chat: str, now: int
+    ) -> bool:
+        """Whether a window alert of this pass, or one sent within the last minute, already
+        tells the story of this chat's spike (a chat's spike and window rules share a window)."""
+        if (chat, "window") in grouped:
+            return True
+        state = self._states.get((chat, "window", MARKET))
+        return (
+            state is not None
+            and state.last_fired_at > 0
+            and (now - state.last_fired_at < STORY_MERGE_MS)
+        )
 
     @staticmethod
     def _item(

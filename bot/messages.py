@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.alert import Alert, Field, Line
 from bot.derivatives import OpenInterestMove
@@ -253,3 +253,43 @@ def quiet_summary(first_lines: Sequence[str]) -> Alert:
     count = f"{len(first_lines)} alerts were" if len(first_lines) != 1 else "1 alert was"
     lines = tuple(f"- {line}" for line in first_lines)
     return Alert("quiet", (), None, f"During quiet hours, {count} held back:", lines)
+
+
+def with_spike(window: Alert, spike: Alert) -> Alert:
+    """A window alert and a spike alert of one window in one pass (or a minute apart) tell one
+    story: the window alert, its context line (the 30-day comparison) marked as a spike."""
+    ratio = spike.figures.get("ratio")
+    lines = tuple(
+        f"Spike: {line}" if isinstance(line, str) and _is_norm_line(line) else line
+        for line in window.lines
+    )
+    figures = dict(window.figures)
+    if ratio is not None:
+        figures["spike_ratio"] = ratio
+    return replace(window, lines=lines, figures=figures)
+
+
+def _is_norm_line(line: str) -> bool:
+    return "-day" in line and "average" in line
+
+
+def asset_lines(alerts: Sequence[Alert]) -> Alert:
+    """Several open-interest (or funding) alerts of one pass for one chat as one message: a
+    first line naming the assets, then a line per asset (its first line and its detail)."""
+    if len(alerts) == 1:
+        return alerts[0]
+    first = alerts[0]
+    bases = ", ".join(base for alert in alerts for base in alert.assets)
+    title = "Open interest moves" if first.rule == "oi" else "Funding extremes"
+    lines = tuple(
+        f"{alert.first_line} ({alert.lines[0]})" if alert.lines else alert.first_line
+        for alert in alerts
+    )
+    return Alert(
+        first.rule,
+        tuple(base for alert in alerts for base in alert.assets),
+        first.side,
+        f"{title}: {bases}",
+        lines,
+        {},
+    )

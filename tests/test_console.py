@@ -71,6 +71,10 @@ def test_demo_replays_the_bundled_cascade_offline_in_under_30_seconds() -> None:
     assert "$100M liquidated in 1h, 68% longs" in lines
     assert "Whale liquidation: $8.4M BTC long on Binance" in lines
     assert "DOGE funding +0.0900% per 8h on Bybit: longs pay shorts" in lines
-    assert "BTC open interest down 11.4% in 1h to $5.32B" in lines
+    # One story, one message: the four open-interest moves of one pass, a line per asset.
+    moves = lines.index("Open interest moves: BTC, ETH, SOL, DOGE")
+    assert lines[moves + 1] == (
+        "BTC open interest down 11.4% in 1h to $5.32B (From $6B, summed across venues)"
+    )
     assert lines[-1] == "Done: 6 alerts."
     assert elapsed < 30
