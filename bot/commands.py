@@ -256,7 +256,9 @@ class CommandCore:
             "Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD in the window, e.g. "
             "250m); side (the dominant side's share, e.g. 80%, or any); funding (per 8h, e.g. "
             "0.05%); oi (open-interest move, e.g. 5%); whale (one liquidation, e.g. 5m, or off); "
-            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m); chart (on: "
+            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m); escalation (a "
+            "window alert inside the cooldown when the total reaches this multiple of the last "
+            "one, 1.5x to 10x, e.g. 2x, or off); chart (on: "
             "window, spike and digest alerts come with a chart; off).",
         ]
         return Reply("\n".join(lines))
@@ -484,5 +486,6 @@ def describe(sub: Subscription, now: int) -> str:
         f"Quiet hours: {quiet}",
         f"Digest: {sub.digest}",
         f"Chart: {'on' if sub.chart else 'off'}",
+        f"escalation: {_off_or(t.escalation, f'again at {t.escalation:g}x the last alert')}",
     ]
     return "\n".join(lines)

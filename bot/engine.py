@@ -31,6 +31,7 @@ from bot.alert import Alert
 from bot.arming import LEVEL_RULES, Arming
 from bot.clock import SYSTEM, Clock
 from bot.derivatives import Derivatives
+from bot.escalation import escalation_steps
 from bot.market import MarketState
 from bot.model import HELD, PENDING, Liquidation, OutboxItem, RuleState, Subscription
 from bot.norms import Norms
@@ -88,6 +89,7 @@ class AlertEngine:
         if index is None:
             index = _index(db)
         self.book, self._states, self.arming = index
+        self._open = _open_stories(self._states)  # chats whose window story may escalate
         # Chats whose rules already over threshold start disarmed (see the module's note).
         self._arriving: set[str] = set() if self.states else set(self.book.by_key)
         self._whales: list[Liquidation] = []
@@ -112,6 +114,7 @@ class AlertEngine:
     @states.setter
     def states(self, states: dict[StateKey, RuleState]) -> None:
         self._states = states
+        self._open = _open_stories(states)
         self.arming = Arming(self.book, states)
 
     def reload_subscriptions(self) -> None:
@@ -198,9 +201,14 @@ class AlertEngine:
             if full:
                 for _ in evaluation.funding_and_open_interest_steps():
                     await asyncio.sleep(0)
+            escalated: list[Trigger] = []
+            if self._open:
+                stories = list(self._open)
+                for _ in escalation_steps(stories, self.book, snap, self.states, escalated):
+                    await asyncio.sleep(0)
             triggers: list[Trigger] = []
             fired: dict[StateKey, RuleState] = {}  # and, for arriving chats, primed
-            made = evaluation.triggers
+            made = [*evaluation.triggers, *escalated] if escalated else evaluation.triggers
             for start in range(0, len(made), SLICE_TRIGGERS):
                 triggers += _set_apart(made[start : start + SLICE_TRIGGERS], arriving, fired)
                 await asyncio.sleep(0)
@@ -242,7 +250,9 @@ class AlertEngine:
             chat, rule = trigger.sub.key, trigger.rule
             grouped[chat, rule].append(trigger)
             # A single liquidation has no level to fall back from: whales only cool down.
-            fired[chat, rule, trigger.asset] = RuleState(rule == "whale", now)
+            # A window alert keeps the total it told: the story escalates from there.
+            told = trigger.alert.figures.get("total_usd", 0.0) if rule == "window" else 0.0
+            fired[chat, rule, trigger.asset] = RuleState(rule == "whale", now, told)
         items = []
         minute = now // MS_PER_MINUTE
         for (chat, rule), group in grouped.items():
@@ -318,16 +328,27 @@ class AlertEngine:
         added = await self.writer.call(write)
         if len(states) <= SLICE_STATES:
             self._states.update(states)
+            self._track_stories(states.items())
         else:  # a fresh deployment's hundreds of thousands
             pairs = list(states.items())
             for start in range(0, len(pairs), SLICE_STATES):
                 self._states.update(pairs[start : start + SLICE_STATES])
+                self._track_stories(pairs[start : start + SLICE_STATES])
                 await asyncio.sleep(0)
         self.decided.update(item.rule for item in items)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})
         return added
+
+    def _track_stories(self, states: Iterable[tuple[StateKey, RuleState]]) -> None:
+        for (chat, rule, _), state in states:
+            if rule != "window":
+                continue
+            if state.last_total > 0 and not state.armed:
+                self._open.add(chat)
+            else:
+                self._open.discard(chat)
 
     async def scheduled(self, now: int) -> int:
         """Digests that are due and summaries of alerts held back by quiet hours that ended.
@@ -376,6 +397,14 @@ class AlertEngine:
         if local - due >= timedelta(minutes=DIGEST_GRACE_MINUTES):
             return None
         return f"{sub.key}|digest|{due:%Y-%m-%d}", "Daily digest", ("24h", "1h")
+
+
+def _open_stories(states: dict[StateKey, RuleState]) -> set[str]:
+    return {
+        chat
+        for (chat, rule, _), state in states.items()
+        if rule == "window" and state.last_total > 0 and not state.armed
+    }
 
 
 def _set_apart(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from bot.alert import Alert, Field, Line
 from bot.derivatives import OpenInterestMove
@@ -293,3 +294,19 @@ def asset_lines(alerts: Sequence[Alert]) -> Alert:
         lines,
         {},
     )
+
+
+def escalation_alert(
+    view: WindowView,
+    funding: Mapping[str, FundingRate],
+    open_interest: Mapping[str, float],
+    previous_usd: float,
+    previous_at: int,
+) -> Alert:
+    """A window alert told again because the cascade grew: the same first line, then where it
+    stood when last told ("Up from $352M at 12:30 UTC")."""
+    alert = window_alert(view, funding, open_interest)
+    at = datetime.fromtimestamp(previous_at / 1000, UTC)
+    line = f"Up from {format_usd(previous_usd)} at {at:%H:%M} UTC"
+    figures = {**alert.figures, "previous_usd": previous_usd}
+    return replace(alert, lines=(line, *alert.lines), figures=figures)

@@ -151,6 +151,7 @@ class Thresholds:
     whale: float = 0.0  # USD of one liquidation
     spike: float = 0.0  # multiple of the 30-day average for the window
     cooldown: float = 1800.0  # seconds between alerts of one rule and asset
+    escalation: float = 2.0  # a window alert inside the cooldown at this multiple of the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ class RuleState:
 
     armed: bool
     last_fired_at: int
+    last_total: float = 0.0  # window rule: the total the last alert told (0: no story open)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "whale": t.whale,
         "spike": t.spike,
         "cooldown": t.cooldown,
+        "escalation": t.escalation,
         "watch": ",".join(sorted(sub.watch)),
         "mute_until": sub.mute_until,
         "quiet_start": sub.quiet[0] if sub.quiet else None,
@@ -88,6 +89,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
             whale=row["whale"],
             spike=row["spike"],
             cooldown=row["cooldown"],
+            escalation=row["escalation"],
         ),
         watch=frozenset(filter(None, row["watch"].split(","))),
         active=bool(row["active"]),
@@ -126,17 +128,20 @@ def active_subscriptions(db: Database) -> list[Subscription]:
 
 def load_rule_states(db: Database) -> dict[tuple[str, str, str], RuleState]:
     return {
-        (row[0], row[1], row[2]): RuleState(bool(row[3]), row[4])
-        for row in db.execute("SELECT chat, rule, asset, armed, last_fired_at FROM rule_state")
+        (row[0], row[1], row[2]): RuleState(bool(row[3]), row[4], row[5])
+        for row in db.execute(
+            "SELECT chat, rule, asset, armed, last_fired_at, last_total FROM rule_state"
+        )
     }
 
 
 def save_rule_states(db: Database, states: dict[tuple[str, str, str], RuleState]) -> None:
     db.conn.executemany(
-        "INSERT INTO rule_state (chat, rule, asset, armed, last_fired_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (chat, rule, asset) DO UPDATE"
-        " SET armed = excluded.armed, last_fired_at = excluded.last_fired_at",
-        [(*key, int(s.armed), s.last_fired_at) for key, s in states.items()],
+        "INSERT INTO rule_state (chat, rule, asset, armed, last_fired_at, last_total)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat, rule, asset) DO UPDATE"
+        " SET armed = excluded.armed, last_fired_at = excluded.last_fired_at,"
+        " last_total = excluded.last_total",
+        [(*key, int(s.armed), s.last_fired_at, s.last_total) for key, s in states.items()],
     )
 
 

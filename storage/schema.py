@@ -214,3 +214,11 @@ def add_delivery_priority(db: Database) -> None:
         "UPDATE subscriptions SET priority = 1 WHERE platform = 'telegram' AND chat_id LIKE '-%'"
     )
     db.execute("CREATE INDEX idx_outbox_delivery ON outbox (platform, status, priority DESC, id)")
+
+
+@migrations()
+def add_escalation(db: Database) -> None:
+    """Escalation (issue 15): a chat's multiple (`/set escalation`, 0 = off), and with each
+    window rule's state the total its last alert told, so a restart keeps the story open."""
+    db.execute("ALTER TABLE subscriptions ADD COLUMN escalation REAL NOT NULL DEFAULT 2.0")
+    db.execute("ALTER TABLE rule_state ADD COLUMN last_total REAL NOT NULL DEFAULT 0")

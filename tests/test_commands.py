@@ -51,7 +51,8 @@ Watching: all assets
 Muted: no
 Quiet hours: off
 Digest: off
-Chart: off"""
+Chart: off
+escalation: again at 2x the last alert"""
 BIG_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -65,7 +66,8 @@ Watching: all assets
 Muted: no
 Quiet hours: off
 Digest: off
-Chart: off"""
+Chart: off
+escalation: again at 2x the last alert"""
 EVERYTHING_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -79,7 +81,8 @@ Watching: all assets
 Muted: no
 Quiet hours: off
 Digest: off
-Chart: off"""
+Chart: off
+escalation: again at 2x the last alert"""
 PRESET_SETTINGS = {
     "big": BIG_SETTINGS,
     "balanced": DEFAULT_SETTINGS,
@@ -94,7 +97,7 @@ START_TEXT = (
 NOT_SUBSCRIBED = "This chat is not subscribed. /subscribe first."
 ADMINS_ONLY = "Only the chat's administrators can change liqbot here."
 TOO_MANY = "Too many commands: wait a minute and try again."
-KEYS = "window, liq, side, funding, oi, whale, spike, cooldown"
+KEYS = "window, liq, side, funding, oi, whale, spike, cooldown, escalation"
 SET_USAGE = f"usage: /set <key> <value>, keys: {KEYS}"
 MUTE_USAGE = "usage: /mute <duration> from 1m to 30d, e.g. /mute 2h"
 QUIET_USAGE = "usage: /quiet HH:MM-HH:MM [timezone], e.g. /quiet 23:00-07:00 Europe/Berlin"
@@ -279,7 +282,8 @@ async def test_settings_describes_every_setting_with_buttons(bench: Bench) -> No
         "Muted: until 2025-01-15 13:00 UTC\n"
         "Quiet hours: 23:00-07:00 Europe/Berlin\n"
         "Digest: daily 08:00\n"
-        "Chart: off"
+        "Chart: off\n"
+        "escalation: again at 2x the last alert"
     )
     assert reply.buttons == SETTINGS_BUTTONS
     assert not reply.refusal

@@ -76,5 +76,6 @@ def test_demo_replays_the_bundled_cascade_offline_in_under_30_seconds() -> None:
     assert lines[moves + 1] == (
         "BTC open interest down 11.4% in 1h to $5.32B (From $6B, summed across venues)"
     )
-    assert lines[-1] == "Done: 6 alerts."
+    assert "Up from $100M at 12:30 UTC" in lines  # the cascade doubled: told again
+    assert lines[-1] == "Done: 7 alerts."
     assert elapsed < 30
