@@ -26,14 +26,14 @@ from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from bot import heap, messages
+from bot import cascade, heap, messages
 from bot.alert import Alert
 from bot.arming import LEVEL_RULES, Arming
 from bot.clock import SYSTEM, Clock
 from bot.derivatives import Derivatives
 from bot.escalation import escalation_steps
 from bot.market import MarketState
-from bot.model import HELD, PENDING, Liquidation, OutboxItem, RuleState, Subscription
+from bot.model import HELD, PENDING, Liquidation, OutboxItem, RuleState, Story, Subscription
 from bot.norms import Norms
 from bot.rulebook import MARKET, RuleBook, StateKey
 from bot.rules import Evaluation, Trigger
@@ -90,6 +90,8 @@ class AlertEngine:
             index = _index(db)
         self.book, self._states, self.arming = index
         self._open = _open_stories(self._states)  # chats whose window story may escalate
+        self._stories = alerts.load_stories(db)  # open cascades, to close with a summary
+        self._largest: dict[str, Liquidation] = {}  # per base, since the last pass
         # Chats whose rules already over threshold start disarmed (see the module's note).
         self._arriving: set[str] = set() if self.states else set(self.book.by_key)
         self._whales: list[Liquidation] = []
@@ -144,6 +146,10 @@ class AlertEngine:
     def on_liquidations(self, events: list[Liquidation]) -> None:
         minimum = self.book.min_whale
         self._whales += [event for event in events if event.usd >= minimum]
+        for base, event in cascade.largest_by_base(events).items():
+            seen = self._largest.get(base)
+            if seen is None or event.usd > seen.usd:
+                self._largest[base] = event
         self._wake.set()
 
     def on_market_data(self) -> None:
@@ -189,6 +195,7 @@ class AlertEngine:
         full = self._market_data_changed or bool(arriving)
         self._market_data_changed = False
         whales, self._whales = self._whales, []
+        largest, self._largest = self._largest, {}
         self.market.advance(now)
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
         arming = self.arming
@@ -206,6 +213,14 @@ class AlertEngine:
                 stories = list(self._open)
                 for _ in escalation_steps(stories, self.book, snap, self.states, escalated):
                     await asyncio.sleep(0)
+            followed: dict[str, Story] = {}
+            closing: list[tuple[Subscription, Story, Alert]] = []
+            if self._stories:
+                steps = cascade.follow_steps(
+                    self._stories, self.book.by_key, snap, largest, followed, closing
+                )
+                for _ in steps:
+                    await asyncio.sleep(0)
             triggers: list[Trigger] = []
             fired: dict[StateKey, RuleState] = {}  # and, for arriving chats, primed
             made = [*evaluation.triggers, *escalated] if escalated else evaluation.triggers
@@ -221,12 +236,19 @@ class AlertEngine:
                 fired.update(chunk_fired)
                 await asyncio.sleep(0)
             fired.update(rearming.states)  # no rule both re-arms and fires in one pass
-            added = await self._record(items, fired, now)
+            told, closed = self._stories_told(items, followed, closing, largest, now)
+            added = await self._record(items, fired, now, stories=(told, closed))
         except BaseException:
             self._whales = whales + self._whales
+            for base, event in largest.items():
+                self._largest.setdefault(base, event)
             self._market_data_changed |= full
             raise
-        # Committed: now the rules' states change in memory.
+        # Committed: now the rules' states and the stories change in memory.
+        self._stories.update(followed)
+        self._stories.update((story.chat, story) for story in told)
+        for chat in closed:
+            self._stories.pop(chat, None)
         if self.arming is arming:
             arming.apply(rearming)
             for start in range(0, len(evaluation.fired), SLICE_FIRED):
@@ -292,6 +314,37 @@ class AlertEngine:
             and (now - state.last_fired_at < STORY_MERGE_MS)
         )
 
+    def _stories_told(
+        self,
+        items: list[OutboxItem],
+        followed: Mapping[str, Story],
+        closing: list[tuple[Subscription, Story, Alert]],
+        largest: Mapping[str, Liquidation],
+        now: int,
+    ) -> tuple[list[Story], list[str]]:
+        """The stories window alerts of this pass open or tell, and the chats whose story closes;
+        each closing story's summary joins `items` (unless the chat switched summaries off or is
+        muted). A story told in this pass does not close in it."""
+        told: dict[str, Story] = {}
+        for item in items:
+            if item.rule == "window":
+                chat = f"{item.platform}:{item.chat_id}"
+                story = followed.get(chat) or self._stories.get(chat)
+                if story is None:  # opened now: the largest liquidation of the opening pass
+                    opened = cascade.told(None, chat, item.alerts[0], now)
+                    story = cascade.with_largest(opened, self.book.by_key[chat], largest)
+                told[chat] = cascade.told(story, chat, item.alerts[0], now)
+        closed = []
+        for sub, story, summary in closing:
+            if sub.key in told:
+                continue
+            closed.append(sub.key)
+            muted = sub.mute_until is not None and now < sub.mute_until
+            if sub.summary and not muted:
+                key = f"{sub.key}|summary|{story.started_at}"
+                items.append(self._item(sub, key, "summary", "*", summary.side, (summary,), now))
+        return list(told.values()), closed
+
     @staticmethod
     def _item(
         sub: Subscription,
@@ -311,10 +364,12 @@ class AlertEngine:
         states: dict[StateKey, RuleState],
         now: int,
         merged_ids: Iterable[int] = (),
+        stories: tuple[list[Story], list[str]] = ([], []),
     ) -> int:
         """Record the items and states in one transaction on the writer; then, committed, the
         states change in memory."""
-        if not items and not states:
+        told, closed = stories
+        if not items and not states and not closed:
             return 0
         merged = list(merged_ids)
 
@@ -323,6 +378,7 @@ class AlertEngine:
                 added = alerts.enqueue(db, items, now)
                 alerts.save_rule_states(db, states)
                 alerts.mark_merged(db, merged, now)
+                alerts.save_stories(db, told, closed)
             return added
 
         added = await self.writer.call(write)

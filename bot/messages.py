@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from bot.alert import Alert, Field, Line
 from bot.derivatives import OpenInterestMove
 from bot.formatting import format_number, format_percent, format_price, format_rate, format_usd
-from bot.model import FundingRate, Liquidation
+from bot.model import FundingRate, Liquidation, Story
 from bot.norms import NORM_DAYS, Norm
 from bot.venues.catalog import VENUES
 
@@ -310,3 +310,34 @@ def escalation_alert(
     line = f"Up from {format_usd(previous_usd)} at {at:%H:%M} UTC"
     figures = {**alert.figures, "previous_usd": previous_usd}
     return replace(alert, lines=(line, *alert.lines), figures=figures)
+
+
+def ranked_assets(view: WindowView) -> str:
+    return _ranked(view.by_base)
+
+
+def liquidation(event: Liquidation) -> str:
+    return f"{format_usd(event.usd)} {event.base} {event.position} on {venue_name(event.venue)}"
+
+
+def cascade_summary(window: str, story: Story, now: int) -> Alert:
+    """The message that closes a cascade's story: "Cascade over: $705M liquidated in 1h at
+    the peak (92% longs), 12:27-13:05 UTC"."""
+    share = story.peak_long_usd / story.peak_usd if story.peak_usd else 0.0
+    side, dominant = ("longs", share) if share >= 0.5 else ("shorts", 1 - share)
+    start = datetime.fromtimestamp(story.started_at / 1000, UTC)
+    end = datetime.fromtimestamp(now / 1000, UTC)
+    lines: list[Line] = [f"Lasted {round((now - story.started_at) / 60_000)} min"]
+    if story.top:
+        lines.append(Field("Top assets at the peak", story.top))
+    if story.largest:
+        lines.append(Field("Largest liquidation", story.largest))
+    return Alert(
+        "summary",
+        (),
+        "long" if share >= 0.5 else "short",
+        f"Cascade over: {format_usd(story.peak_usd)} liquidated in {window} at the peak "
+        f"({_percent(dominant)} {side}), {start:%H:%M}-{end:%H:%M} UTC",
+        tuple(lines),
+        {"peak_usd": story.peak_usd, "peak_long_usd": story.peak_long_usd},
+    )

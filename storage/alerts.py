@@ -18,6 +18,7 @@ from bot.model import (
     OutboxItem,
     OutboxRow,
     RuleState,
+    Story,
     Subscription,
     Thresholds,
 )
@@ -71,6 +72,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "timezone": sub.timezone,
         "digest": sub.digest,
         "chart": int(sub.chart),
+        "summary": int(sub.summary),
         "priority": sub.priority,
     }
 
@@ -98,6 +100,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
         timezone=row["timezone"],
         digest=row["digest"],
         chart=bool(row["chart"]),
+        summary=bool(row["summary"]),
         priority=row["priority"],
     )
 
@@ -143,6 +146,31 @@ def save_rule_states(db: Database, states: dict[tuple[str, str, str], RuleState]
         " last_total = excluded.last_total",
         [(*key, int(s.armed), s.last_fired_at, s.last_total) for key, s in states.items()],
     )
+
+
+def load_stories(db: Database) -> dict[str, Story]:
+    return {row["chat"]: Story(**row) for row in db.query("SELECT * FROM stories")}
+
+
+def save_stories(db: Database, stories: Iterable[Story], closed: Iterable[str]) -> None:
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO stories (chat, started_at, told_at, peak_usd, peak_long_usd, top,"
+        " largest_usd, largest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                s.chat,
+                s.started_at,
+                s.told_at,
+                s.peak_usd,
+                s.peak_long_usd,
+                s.top,
+                s.largest_usd,
+                s.largest,
+            )
+            for s in stories
+        ],
+    )
+    db.conn.executemany("DELETE FROM stories WHERE chat = ?", [(chat,) for chat in closed])
 
 
 def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:

@@ -52,6 +52,7 @@ def sub(
     quiet: tuple[int, int] | None = None,
     timezone: str = "UTC",
     digest: str = "off",
+    summary: bool = False,
     **thresholds: Any,
 ) -> Subscription:
     """A chat's subscription: `thresholds` are Thresholds fields; the rest stay off."""
@@ -64,6 +65,7 @@ def sub(
         quiet=quiet,
         timezone=timezone,
         digest=digest,
+        summary=summary,
     )
 
 

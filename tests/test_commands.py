@@ -52,7 +52,8 @@ Muted: no
 Quiet hours: off
 Digest: off
 Chart: off
-escalation: again at 2x the last alert"""
+escalation: again at 2x the last alert
+Summary: on"""
 BIG_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -67,7 +68,8 @@ Muted: no
 Quiet hours: off
 Digest: off
 Chart: off
-escalation: again at 2x the last alert"""
+escalation: again at 2x the last alert
+Summary: on"""
 EVERYTHING_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -82,7 +84,8 @@ Muted: no
 Quiet hours: off
 Digest: off
 Chart: off
-escalation: again at 2x the last alert"""
+escalation: again at 2x the last alert
+Summary: on"""
 PRESET_SETTINGS = {
     "big": BIG_SETTINGS,
     "balanced": DEFAULT_SETTINGS,
@@ -173,6 +176,11 @@ class Bench:
         reply = await self.maybe(line, chat, admin)
         assert reply is not None
         return reply
+
+    async def refused(self, line: str, chat: ChatRef = PRIVATE) -> str:
+        reply = await self.run(line, chat)
+        assert reply.refusal, reply.text
+        return reply.text
 
     async def ok(self, line: str, chat: ChatRef = PRIVATE) -> str:
         reply = await self.run(line, chat)
@@ -283,7 +291,8 @@ async def test_settings_describes_every_setting_with_buttons(bench: Bench) -> No
         "Quiet hours: 23:00-07:00 Europe/Berlin\n"
         "Digest: daily 08:00\n"
         "Chart: off\n"
-        "escalation: again at 2x the last alert"
+        "escalation: again at 2x the last alert\n"
+        "Summary: on"
     )
     assert reply.buttons == SETTINGS_BUTTONS
     assert not reply.refusal
@@ -852,3 +861,21 @@ async def test_watch_is_bounded_to_50_assets_and_bad_ones_are_listed_briefly(
     fifty = [f"A{n}" for n in range(50)]
     assert (await bench.ok("/watch " + " ".join(fifty))).startswith("Watching A0, A1, A10")
     assert bench.stored().watch == frozenset(fifty)  # type: ignore[union-attr]
+
+
+async def test_set_summary_on_or_off(bench: Bench) -> None:
+    await bench.ok("/subscribe")
+    assert (await bench.ok("/set summary off")).endswith("\nSummary: off")
+    assert (await bench.ok("/set summary on")).endswith("\nSummary: on")
+    assert await bench.refused("/set summary maybe") == (
+        "summary must be on or off, e.g. /set summary off"
+    )
+
+
+async def test_set_escalation_is_validated(bench: Bench) -> None:
+    await bench.ok("/subscribe")
+    assert "\nescalation: again at 3x the last alert\n" in await bench.ok("/set escalation 3x")
+    assert "\nescalation: off\n" in await bench.ok("/set escalation off")
+    assert await bench.refused("/set escalation 12x") == (
+        "escalation must be from 1.5x to 10x, or off, e.g. 2x"
+    )

@@ -77,5 +77,6 @@ def test_demo_replays_the_bundled_cascade_offline_in_under_30_seconds() -> None:
         "BTC open interest down 11.4% in 1h to $5.32B (From $6B, summed across venues)"
     )
     assert "Up from $100M at 12:30 UTC" in lines  # the cascade doubled: told again
-    assert lines[-1] == "Done: 7 alerts."
+    assert "Cascade over: $369M liquidated in 1h at the peak (80% longs), 12:30-13:03 UTC" in lines
+    assert lines[-1] == "Done: 8 alerts."
     assert elapsed < 30
