@@ -256,7 +256,10 @@ class CommandCore:
             "Settings for /set: window (5m, 15m, 1h, 4h, 24h); liq (USD in the window, e.g. "
             "250m); side (the dominant side's share, e.g. 80%, or any); funding (per 8h, e.g. "
             "0.05%); oi (open-interest move, e.g. 5%); whale (one liquidation, e.g. 5m, or off); "
-            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m); chart (on: "
+            "spike (x the 30-day average, e.g. 3x, or off); cooldown (e.g. 30m); escalation (a "
+            "window alert inside the cooldown when the total reaches this multiple of the last "
+            "one, 1.5x to 10x, e.g. 2x, or off); summary (on: a closing message when a cascade "
+            "that was alerted subsides; off); chart (on: "
             "window, spike and digest alerts come with a chart; off).",
         ]
         return Reply("\n".join(lines))
@@ -311,6 +314,8 @@ class CommandCore:
         sub = self._subscribed(chat)
         if args[0].lower() == "chart":
             return self._set_chart(sub, args[1:])
+        if args[0].lower() == "summary":
+            return self._set_summary(sub, args[1:])
         thresholds = set_threshold(sub.thresholds, args[0], " ".join(args[1:]))
         sub = replace(sub, thresholds=thresholds)
         self._save(sub)
@@ -329,6 +334,14 @@ class CommandCore:
         if value == "on" and self.chart_assets is None:
             raise UserError("Charts are switched off on this liqbot.")
         sub = replace(sub, chart=value == "on")
+        self._save(sub)
+        return Reply("Saved.\n\n" + describe(sub, self.clock()))
+
+    def _set_summary(self, sub: Subscription, args: list[str]) -> Reply:
+        value = " ".join(args).strip().lower()
+        if value not in ("on", "off"):
+            raise UserError("summary must be on or off, e.g. /set summary off")
+        sub = replace(sub, summary=value == "on")
         self._save(sub)
         return Reply("Saved.\n\n" + describe(sub, self.clock()))
 
@@ -484,5 +497,7 @@ def describe(sub: Subscription, now: int) -> str:
         f"Quiet hours: {quiet}",
         f"Digest: {sub.digest}",
         f"Chart: {'on' if sub.chart else 'off'}",
+        f"escalation: {_off_or(t.escalation, f'again at {t.escalation:g}x the last alert')}",
+        f"Summary: {'on' if sub.summary else 'off'}",
     ]
     return "\n".join(lines)

@@ -20,21 +20,22 @@ import contextlib
 import logging
 import sqlite3
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
-from bot import heap, messages
+from bot import cascade, heap, messages
 from bot.alert import Alert
 from bot.arming import LEVEL_RULES, Arming
 from bot.clock import SYSTEM, Clock
 from bot.derivatives import Derivatives
+from bot.escalation import escalation_steps
 from bot.market import MarketState
-from bot.model import HELD, PENDING, Liquidation, OutboxItem, RuleState, Subscription
+from bot.model import HELD, PENDING, Liquidation, OutboxItem, RuleState, Story, Subscription
 from bot.norms import Norms
-from bot.rulebook import RuleBook, StateKey
+from bot.rulebook import MARKET, RuleBook, StateKey
 from bot.rules import Evaluation, Trigger
 from bot.snapshot import Snapshot
 from bot.subscriptions import is_quiet
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MIN_PASS_INTERVAL = 0.25  # seconds between passes triggered by liquidations
 FULL_PASS_INTERVAL = 10.0  # funding, open interest and re-arming are checked at least this often
+STORY_MERGE_MS = 60_000  # a spike alert within this of a window alert is the same story
 DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this long after its time
 MS_PER_MINUTE = 60_000
 SLICE_CHATS = 250  # chats whose outbox items are built between two yields to the loop
@@ -87,6 +89,9 @@ class AlertEngine:
         if index is None:
             index = _index(db)
         self.book, self._states, self.arming = index
+        self._open = _open_stories(self._states)  # chats whose window story may escalate
+        self._stories = alerts.load_stories(db)  # open cascades, to close with a summary
+        self._largest: dict[str, Liquidation] = {}  # per base, since the last pass
         # Chats whose rules already over threshold start disarmed (see the module's note).
         self._arriving: set[str] = set() if self.states else set(self.book.by_key)
         self._whales: list[Liquidation] = []
@@ -111,6 +116,7 @@ class AlertEngine:
     @states.setter
     def states(self, states: dict[StateKey, RuleState]) -> None:
         self._states = states
+        self._open = _open_stories(states)
         self.arming = Arming(self.book, states)
 
     def reload_subscriptions(self) -> None:
@@ -140,6 +146,10 @@ class AlertEngine:
     def on_liquidations(self, events: list[Liquidation]) -> None:
         minimum = self.book.min_whale
         self._whales += [event for event in events if event.usd >= minimum]
+        for base, event in cascade.largest_by_base(events).items():
+            seen = self._largest.get(base)
+            if seen is None or event.usd > seen.usd:
+                self._largest[base] = event
         self._wake.set()
 
     def on_market_data(self) -> None:
@@ -185,6 +195,7 @@ class AlertEngine:
         full = self._market_data_changed or bool(arriving)
         self._market_data_changed = False
         whales, self._whales = self._whales, []
+        largest, self._largest = self._largest, {}
         self.market.advance(now)
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
         arming = self.arming
@@ -197,9 +208,22 @@ class AlertEngine:
             if full:
                 for _ in evaluation.funding_and_open_interest_steps():
                     await asyncio.sleep(0)
+            escalated: list[Trigger] = []
+            if self._open:
+                stories = list(self._open)
+                for _ in escalation_steps(stories, self.book, snap, self.states, escalated):
+                    await asyncio.sleep(0)
+            followed: dict[str, Story] = {}
+            closing: list[tuple[Subscription, Story, Alert]] = []
+            if self._stories:
+                steps = cascade.follow_steps(
+                    self._stories, self.book.by_key, snap, largest, followed, closing
+                )
+                for _ in steps:
+                    await asyncio.sleep(0)
             triggers: list[Trigger] = []
             fired: dict[StateKey, RuleState] = {}  # and, for arriving chats, primed
-            made = evaluation.triggers
+            made = [*evaluation.triggers, *escalated] if escalated else evaluation.triggers
             for start in range(0, len(made), SLICE_TRIGGERS):
                 triggers += _set_apart(made[start : start + SLICE_TRIGGERS], arriving, fired)
                 await asyncio.sleep(0)
@@ -212,12 +236,19 @@ class AlertEngine:
                 fired.update(chunk_fired)
                 await asyncio.sleep(0)
             fired.update(rearming.states)  # no rule both re-arms and fires in one pass
-            added = await self._record(items, fired, now)
+            told, closed = self._stories_told(items, followed, closing, largest, now)
+            added = await self._record(items, fired, now, stories=(told, closed))
         except BaseException:
             self._whales = whales + self._whales
+            for base, event in largest.items():
+                self._largest.setdefault(base, event)
             self._market_data_changed |= full
             raise
-        # Committed: now the rules' states change in memory.
+        # Committed: now the rules' states and the stories change in memory.
+        self._stories.update(followed)
+        self._stories.update((story.chat, story) for story in told)
+        for chat in closed:
+            self._stories.pop(chat, None)
         if self.arming is arming:
             arming.apply(rearming)
             for start in range(0, len(evaluation.fired), SLICE_FIRED):
@@ -241,11 +272,20 @@ class AlertEngine:
             chat, rule = trigger.sub.key, trigger.rule
             grouped[chat, rule].append(trigger)
             # A single liquidation has no level to fall back from: whales only cool down.
-            fired[chat, rule, trigger.asset] = RuleState(rule == "whale", now)
+            # A window alert keeps the total it told: the story escalates from there.
+            told = trigger.alert.figures.get("total_usd", 0.0) if rule == "window" else 0.0
+            fired[chat, rule, trigger.asset] = RuleState(rule == "whale", now, told)
         items = []
         minute = now // MS_PER_MINUTE
         for (chat, rule), group in grouped.items():
             sub = group[0].sub
+            message = tuple(t.alert for t in group)
+            if rule == "spike" and self._told_by_window(grouped, chat, now):
+                continue  # one story: the window alert tells it (and carries the ratio)
+            if rule == "window" and (chat, "spike") in grouped:
+                message = (messages.with_spike(message[0], grouped[chat, "spike"][0].alert),)
+            elif rule in ("oi", "funding") and len(message) > 1:
+                message = (messages.asset_lines(message),)
             assets = ",".join(sorted({t.asset for t in group}))
             items.append(
                 self._item(
@@ -254,11 +294,56 @@ class AlertEngine:
                     rule,
                     assets,
                     group[0].alert.side,
-                    tuple(t.alert for t in group),
+                    message,
                     now,
                 )
             )
         return items, fired
+
+    def _told_by_window(
+        self, grouped: Mapping[tuple[str, str], list[Trigger]], chat: str, now: int
+    ) -> bool:
+        """Whether a window alert of this pass, or one sent within the last minute, already
+        tells the story of this chat's spike (a chat's spike and window rules share a window)."""
+        if (chat, "window") in grouped:
+            return True
+        state = self._states.get((chat, "window", MARKET))
+        return (
+            state is not None
+            and state.last_fired_at > 0
+            and (now - state.last_fired_at < STORY_MERGE_MS)
+        )
+
+    def _stories_told(
+        self,
+        items: list[OutboxItem],
+        followed: Mapping[str, Story],
+        closing: list[tuple[Subscription, Story, Alert]],
+        largest: Mapping[str, Liquidation],
+        now: int,
+    ) -> tuple[list[Story], list[str]]:
+        """The stories window alerts of this pass open or tell, and the chats whose story closes;
+        each closing story's summary joins `items` (unless the chat switched summaries off or is
+        muted). A story told in this pass does not close in it."""
+        told: dict[str, Story] = {}
+        for item in items:
+            if item.rule == "window":
+                chat = f"{item.platform}:{item.chat_id}"
+                story = followed.get(chat) or self._stories.get(chat)
+                if story is None:  # opened now: the largest liquidation of the opening pass
+                    opened = cascade.told(None, chat, item.alerts[0], now)
+                    story = cascade.with_largest(opened, self.book.by_key[chat], largest)
+                told[chat] = cascade.told(story, chat, item.alerts[0], now)
+        closed = []
+        for sub, story, summary in closing:
+            if sub.key in told:
+                continue
+            closed.append(sub.key)
+            muted = sub.mute_until is not None and now < sub.mute_until
+            if sub.summary and not muted:
+                key = f"{sub.key}|summary|{story.started_at}"
+                items.append(self._item(sub, key, "summary", "*", summary.side, (summary,), now))
+        return list(told.values()), closed
 
     @staticmethod
     def _item(
@@ -279,10 +364,12 @@ class AlertEngine:
         states: dict[StateKey, RuleState],
         now: int,
         merged_ids: Iterable[int] = (),
+        stories: tuple[list[Story], list[str]] = ([], []),
     ) -> int:
         """Record the items and states in one transaction on the writer; then, committed, the
         states change in memory."""
-        if not items and not states:
+        told, closed = stories
+        if not items and not states and not closed:
             return 0
         merged = list(merged_ids)
 
@@ -291,21 +378,33 @@ class AlertEngine:
                 added = alerts.enqueue(db, items, now)
                 alerts.save_rule_states(db, states)
                 alerts.mark_merged(db, merged, now)
+                alerts.save_stories(db, told, closed)
             return added
 
         added = await self.writer.call(write)
         if len(states) <= SLICE_STATES:
             self._states.update(states)
+            self._track_stories(states.items())
         else:  # a fresh deployment's hundreds of thousands
             pairs = list(states.items())
             for start in range(0, len(pairs), SLICE_STATES):
                 self._states.update(pairs[start : start + SLICE_STATES])
+                self._track_stories(pairs[start : start + SLICE_STATES])
                 await asyncio.sleep(0)
         self.decided.update(item.rule for item in items)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})
         return added
+
+    def _track_stories(self, states: Iterable[tuple[StateKey, RuleState]]) -> None:
+        for (chat, rule, _), state in states:
+            if rule != "window":
+                continue
+            if state.last_total > 0 and not state.armed:
+                self._open.add(chat)
+            else:
+                self._open.discard(chat)
 
     async def scheduled(self, now: int) -> int:
         """Digests that are due and summaries of alerts held back by quiet hours that ended.
@@ -354,6 +453,14 @@ class AlertEngine:
         if local - due >= timedelta(minutes=DIGEST_GRACE_MINUTES):
             return None
         return f"{sub.key}|digest|{due:%Y-%m-%d}", "Daily digest", ("24h", "1h")
+
+
+def _open_stories(states: dict[StateKey, RuleState]) -> set[str]:
+    return {
+        chat
+        for (chat, rule, _), state in states.items()
+        if rule == "window" and state.last_total > 0 and not state.armed
+    }
 
 
 def _set_apart(

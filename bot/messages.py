@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from bot.alert import Alert, Field, Line
 from bot.derivatives import OpenInterestMove
 from bot.formatting import format_number, format_percent, format_price, format_rate, format_usd
-from bot.model import FundingRate, Liquidation
+from bot.model import FundingRate, Liquidation, Story
 from bot.norms import NORM_DAYS, Norm
 from bot.venues.catalog import VENUES
 
@@ -253,3 +254,90 @@ def quiet_summary(first_lines: Sequence[str]) -> Alert:
     count = f"{len(first_lines)} alerts were" if len(first_lines) != 1 else "1 alert was"
     lines = tuple(f"- {line}" for line in first_lines)
     return Alert("quiet", (), None, f"During quiet hours, {count} held back:", lines)
+
+
+def with_spike(window: Alert, spike: Alert) -> Alert:
+    """A window alert and a spike alert of one window in one pass (or a minute apart) tell one
+    story: the window alert, its context line (the 30-day comparison) marked as a spike."""
+    ratio = spike.figures.get("ratio")
+    lines = tuple(
+        f"Spike: {line}" if isinstance(line, str) and _is_norm_line(line) else line
+        for line in window.lines
+    )
+    figures = dict(window.figures)
+    if ratio is not None:
+        figures["spike_ratio"] = ratio
+    return replace(window, lines=lines, figures=figures)
+
+
+def _is_norm_line(line: str) -> bool:
+    return "-day" in line and "average" in line
+
+
+def asset_lines(alerts: Sequence[Alert]) -> Alert:
+    """Several open-interest (or funding) alerts of one pass for one chat as one message: a
+    first line naming the assets, then a line per asset (its first line and its detail)."""
+    if len(alerts) == 1:
+        return alerts[0]
+    first = alerts[0]
+    bases = ", ".join(base for alert in alerts for base in alert.assets)
+    title = "Open interest moves" if first.rule == "oi" else "Funding extremes"
+    lines = tuple(
+        f"{alert.first_line} ({alert.lines[0]})" if alert.lines else alert.first_line
+        for alert in alerts
+    )
+    return Alert(
+        first.rule,
+        tuple(base for alert in alerts for base in alert.assets),
+        first.side,
+        f"{title}: {bases}",
+        lines,
+        {},
+    )
+
+
+def escalation_alert(
+    view: WindowView,
+    funding: Mapping[str, FundingRate],
+    open_interest: Mapping[str, float],
+    previous_usd: float,
+    previous_at: int,
+) -> Alert:
+    """A window alert told again because the cascade grew: the same first line, then where it
+    stood when last told ("Up from $352M at 12:30 UTC")."""
+    alert = window_alert(view, funding, open_interest)
+    at = datetime.fromtimestamp(previous_at / 1000, UTC)
+    line = f"Up from {format_usd(previous_usd)} at {at:%H:%M} UTC"
+    figures = {**alert.figures, "previous_usd": previous_usd}
+    return replace(alert, lines=(line, *alert.lines), figures=figures)
+
+
+def ranked_assets(view: WindowView) -> str:
+    return _ranked(view.by_base)
+
+
+def liquidation(event: Liquidation) -> str:
+    return f"{format_usd(event.usd)} {event.base} {event.position} on {venue_name(event.venue)}"
+
+
+def cascade_summary(window: str, story: Story, now: int) -> Alert:
+    """The message that closes a cascade's story: "Cascade over: $705M liquidated in 1h at
+    the peak (92% longs), 12:27-13:05 UTC"."""
+    share = story.peak_long_usd / story.peak_usd if story.peak_usd else 0.0
+    side, dominant = ("longs", share) if share >= 0.5 else ("shorts", 1 - share)
+    start = datetime.fromtimestamp(story.started_at / 1000, UTC)
+    end = datetime.fromtimestamp(now / 1000, UTC)
+    lines: list[Line] = [f"Lasted {round((now - story.started_at) / 60_000)} min"]
+    if story.top:
+        lines.append(Field("Top assets at the peak", story.top))
+    if story.largest:
+        lines.append(Field("Largest liquidation", story.largest))
+    return Alert(
+        "summary",
+        (),
+        "long" if share >= 0.5 else "short",
+        f"Cascade over: {format_usd(story.peak_usd)} liquidated in {window} at the peak "
+        f"({_percent(dominant)} {side}), {start:%H:%M}-{end:%H:%M} UTC",
+        tuple(lines),
+        {"peak_usd": story.peak_usd, "peak_long_usd": story.peak_long_usd},
+    )

@@ -151,6 +151,7 @@ class Thresholds:
     whale: float = 0.0  # USD of one liquidation
     spike: float = 0.0  # multiple of the 30-day average for the window
     cooldown: float = 1800.0  # seconds between alerts of one rule and asset
+    escalation: float = 2.0  # a window alert inside the cooldown at this multiple of the last
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ class Subscription:
     timezone: str = "UTC"
     digest: str = "off"  # "off", "hourly" or "daily HH:MM"
     chart: bool = False  # window, spike and digest alerts as a photo with a chart
+    summary: bool = True  # a closing summary when a cascade that was alerted subsides
     priority: int = 0  # delivery order: see bot/delivery_order.py
 
     @property
@@ -181,6 +183,7 @@ class RuleState:
 
     armed: bool
     last_fired_at: int
+    last_total: float = 0.0  # window rule: the total the last alert told (0: no story open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,3 +215,17 @@ class OutboxRow:
     def text(self) -> str:
         """The message as plain text (console; Telegram before escaping)."""
         return text_of(self.alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """A cascade told to one chat by window alerts, open until it subsides (bot/cascade.py)."""
+
+    chat: str
+    started_at: int  # the first window alert
+    told_at: int  # the last window alert (or escalation)
+    peak_usd: float
+    peak_long_usd: float
+    top: str  # "BTC $114M, ETH $48.2M, SOL $25.3M" at the peak
+    largest_usd: float = 0.0
+    largest: str = ""  # "$8.4M BTC long on Binance"

@@ -26,6 +26,7 @@ MIN_SIDE, MAX_SIDE = 0.5, 1.0
 MIN_FUNDING, MAX_FUNDING = 0.00001, 0.05
 MIN_OI, MAX_OI = 0.005, 1.0
 MIN_SPIKE, MAX_SPIKE = 1.1, 100.0
+MIN_ESCALATION, MAX_ESCALATION = 1.5, 10.0
 MIN_COOLDOWN, MAX_COOLDOWN = 60.0, 86_400.0
 MAX_WATCH = 50  # assets in one chat's watch list
 _ASSET = re.compile(r"^[A-Z0-9]{1,20}$", re.ASCII)
@@ -101,6 +102,9 @@ SETTINGS: dict[str, Setting] = {
     "cooldown": Setting(
         parse_duration, MIN_COOLDOWN, MAX_COOLDOWN, _duration_text, "30m", off_allowed=False
     ),
+    "escalation": Setting(
+        parse_multiple, MIN_ESCALATION, MAX_ESCALATION, lambda v: f"{v:g}x", "2x"
+    ),
 }
 SETTING_KEYS = ("window", *SETTINGS)
 
@@ -134,6 +138,7 @@ CONFIG_KEYS = {
     "single_liquidation_usd": "whale",
     "spike": "spike",
     "cooldown": "cooldown",
+    "escalation": "escalation",
 }
 
 

@@ -18,6 +18,7 @@ from bot.model import (
     OutboxItem,
     OutboxRow,
     RuleState,
+    Story,
     Subscription,
     Thresholds,
 )
@@ -63,6 +64,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "whale": t.whale,
         "spike": t.spike,
         "cooldown": t.cooldown,
+        "escalation": t.escalation,
         "watch": ",".join(sorted(sub.watch)),
         "mute_until": sub.mute_until,
         "quiet_start": sub.quiet[0] if sub.quiet else None,
@@ -70,6 +72,7 @@ def _subscription_row(sub: Subscription) -> dict[str, Any]:
         "timezone": sub.timezone,
         "digest": sub.digest,
         "chart": int(sub.chart),
+        "summary": int(sub.summary),
         "priority": sub.priority,
     }
 
@@ -88,6 +91,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
             whale=row["whale"],
             spike=row["spike"],
             cooldown=row["cooldown"],
+            escalation=row["escalation"],
         ),
         watch=frozenset(filter(None, row["watch"].split(","))),
         active=bool(row["active"]),
@@ -96,6 +100,7 @@ def _subscription(row: dict[str, Any]) -> Subscription:
         timezone=row["timezone"],
         digest=row["digest"],
         chart=bool(row["chart"]),
+        summary=bool(row["summary"]),
         priority=row["priority"],
     )
 
@@ -126,18 +131,46 @@ def active_subscriptions(db: Database) -> list[Subscription]:
 
 def load_rule_states(db: Database) -> dict[tuple[str, str, str], RuleState]:
     return {
-        (row[0], row[1], row[2]): RuleState(bool(row[3]), row[4])
-        for row in db.execute("SELECT chat, rule, asset, armed, last_fired_at FROM rule_state")
+        (row[0], row[1], row[2]): RuleState(bool(row[3]), row[4], row[5])
+        for row in db.execute(
+            "SELECT chat, rule, asset, armed, last_fired_at, last_total FROM rule_state"
+        )
     }
 
 
 def save_rule_states(db: Database, states: dict[tuple[str, str, str], RuleState]) -> None:
     db.conn.executemany(
-        "INSERT INTO rule_state (chat, rule, asset, armed, last_fired_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (chat, rule, asset) DO UPDATE"
-        " SET armed = excluded.armed, last_fired_at = excluded.last_fired_at",
-        [(*key, int(s.armed), s.last_fired_at) for key, s in states.items()],
+        "INSERT INTO rule_state (chat, rule, asset, armed, last_fired_at, last_total)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat, rule, asset) DO UPDATE"
+        " SET armed = excluded.armed, last_fired_at = excluded.last_fired_at,"
+        " last_total = excluded.last_total",
+        [(*key, int(s.armed), s.last_fired_at, s.last_total) for key, s in states.items()],
     )
+
+
+def load_stories(db: Database) -> dict[str, Story]:
+    return {row["chat"]: Story(**row) for row in db.query("SELECT * FROM stories")}
+
+
+def save_stories(db: Database, stories: Iterable[Story], closed: Iterable[str]) -> None:
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO stories (chat, started_at, told_at, peak_usd, peak_long_usd, top,"
+        " largest_usd, largest) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                s.chat,
+                s.started_at,
+                s.told_at,
+                s.peak_usd,
+                s.peak_long_usd,
+                s.top,
+                s.largest_usd,
+                s.largest,
+            )
+            for s in stories
+        ],
+    )
+    db.conn.executemany("DELETE FROM stories WHERE chat = ?", [(chat,) for chat in closed])
 
 
 def enqueue(db: Database, items: Iterable[OutboxItem], now: int) -> int:

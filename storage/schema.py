@@ -214,3 +214,31 @@ def add_delivery_priority(db: Database) -> None:
         "UPDATE subscriptions SET priority = 1 WHERE platform = 'telegram' AND chat_id LIKE '-%'"
     )
     db.execute("CREATE INDEX idx_outbox_delivery ON outbox (platform, status, priority DESC, id)")
+
+
+@migrations()
+def add_escalation(db: Database) -> None:
+    """Escalation (issue 15): a chat's multiple (`/set escalation`, 0 = off), and with each
+    window rule's state the total its last alert told, so a restart keeps the story open."""
+    db.execute("ALTER TABLE subscriptions ADD COLUMN escalation REAL NOT NULL DEFAULT 2.0")
+    db.execute("ALTER TABLE rule_state ADD COLUMN last_total REAL NOT NULL DEFAULT 0")
+
+
+@migrations()
+def add_cascade_summary(db: Database) -> None:
+    """The closing summary (issue 15): `/set summary on|off` (default on), and each chat's open
+    cascade story, recorded with the pass that opens, tells or closes it."""
+    db.execute("ALTER TABLE subscriptions ADD COLUMN summary INTEGER NOT NULL DEFAULT 1")
+    db.table("stories").create(
+        {
+            "chat": str,
+            "started_at": int,
+            "told_at": int,
+            "peak_usd": float,
+            "peak_long_usd": float,
+            "top": str,
+            "largest_usd": float,
+            "largest": str,
+        },
+        pk="chat",
+    )

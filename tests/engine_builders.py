@@ -32,7 +32,15 @@ PLATFORM = "telegram"
 
 # Every rule off; a test switches on what it checks.
 OFF = Thresholds(
-    window="1h", liq=0.0, side=0.0, funding=0.0, oi=0.0, whale=0.0, spike=0.0, cooldown=60.0
+    window="1h",
+    liq=0.0,
+    side=0.0,
+    funding=0.0,
+    oi=0.0,
+    whale=0.0,
+    spike=0.0,
+    cooldown=60.0,
+    escalation=0.0,
 )
 
 
@@ -44,6 +52,7 @@ def sub(
     quiet: tuple[int, int] | None = None,
     timezone: str = "UTC",
     digest: str = "off",
+    summary: bool = False,
     **thresholds: Any,
 ) -> Subscription:
     """A chat's subscription: `thresholds` are Thresholds fields; the rest stay off."""
@@ -56,6 +65,7 @@ def sub(
         quiet=quiet,
         timezone=timezone,
         digest=digest,
+        summary=summary,
     )
 
 

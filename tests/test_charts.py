@@ -326,7 +326,7 @@ async def test_set_chart_on_and_off() -> None:
     commands = core(db, lambda: list(KNOWN))
     await commands.handle("subscribe", CHAT, [], allowed)
     reply = await commands.handle("set", CHAT, ["chart", "on"], allowed)
-    assert reply is not None and reply.text.endswith("\nChart: on")
+    assert reply is not None and "\nChart: on\n" in reply.text
     assert alerts.load_subscription(db, "telegram", "7001") == Subscription(
         "telegram", "7001", chart=True
     )

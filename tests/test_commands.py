@@ -51,7 +51,9 @@ Watching: all assets
 Muted: no
 Quiet hours: off
 Digest: off
-Chart: off"""
+Chart: off
+escalation: again at 2x the last alert
+Summary: on"""
 BIG_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -65,7 +67,9 @@ Watching: all assets
 Muted: no
 Quiet hours: off
 Digest: off
-Chart: off"""
+Chart: off
+escalation: again at 2x the last alert
+Summary: on"""
 EVERYTHING_SETTINGS = """\
 Alerts: on
 window: 1h
@@ -79,7 +83,9 @@ Watching: all assets
 Muted: no
 Quiet hours: off
 Digest: off
-Chart: off"""
+Chart: off
+escalation: again at 2x the last alert
+Summary: on"""
 PRESET_SETTINGS = {
     "big": BIG_SETTINGS,
     "balanced": DEFAULT_SETTINGS,
@@ -94,7 +100,7 @@ START_TEXT = (
 NOT_SUBSCRIBED = "This chat is not subscribed. /subscribe first."
 ADMINS_ONLY = "Only the chat's administrators can change liqbot here."
 TOO_MANY = "Too many commands: wait a minute and try again."
-KEYS = "window, liq, side, funding, oi, whale, spike, cooldown"
+KEYS = "window, liq, side, funding, oi, whale, spike, cooldown, escalation"
 SET_USAGE = f"usage: /set <key> <value>, keys: {KEYS}"
 MUTE_USAGE = "usage: /mute <duration> from 1m to 30d, e.g. /mute 2h"
 QUIET_USAGE = "usage: /quiet HH:MM-HH:MM [timezone], e.g. /quiet 23:00-07:00 Europe/Berlin"
@@ -170,6 +176,11 @@ class Bench:
         reply = await self.maybe(line, chat, admin)
         assert reply is not None
         return reply
+
+    async def refused(self, line: str, chat: ChatRef = PRIVATE) -> str:
+        reply = await self.run(line, chat)
+        assert reply.refusal, reply.text
+        return reply.text
 
     async def ok(self, line: str, chat: ChatRef = PRIVATE) -> str:
         reply = await self.run(line, chat)
@@ -279,7 +290,9 @@ async def test_settings_describes_every_setting_with_buttons(bench: Bench) -> No
         "Muted: until 2025-01-15 13:00 UTC\n"
         "Quiet hours: 23:00-07:00 Europe/Berlin\n"
         "Digest: daily 08:00\n"
-        "Chart: off"
+        "Chart: off\n"
+        "escalation: again at 2x the last alert\n"
+        "Summary: on"
     )
     assert reply.buttons == SETTINGS_BUTTONS
     assert not reply.refusal
@@ -848,3 +861,21 @@ async def test_watch_is_bounded_to_50_assets_and_bad_ones_are_listed_briefly(
     fifty = [f"A{n}" for n in range(50)]
     assert (await bench.ok("/watch " + " ".join(fifty))).startswith("Watching A0, A1, A10")
     assert bench.stored().watch == frozenset(fifty)  # type: ignore[union-attr]
+
+
+async def test_set_summary_on_or_off(bench: Bench) -> None:
+    await bench.ok("/subscribe")
+    assert (await bench.ok("/set summary off")).endswith("\nSummary: off")
+    assert (await bench.ok("/set summary on")).endswith("\nSummary: on")
+    assert await bench.refused("/set summary maybe") == (
+        "summary must be on or off, e.g. /set summary off"
+    )
+
+
+async def test_set_escalation_is_validated(bench: Bench) -> None:
+    await bench.ok("/subscribe")
+    assert "\nescalation: again at 3x the last alert\n" in await bench.ok("/set escalation 3x")
+    assert "\nescalation: off\n" in await bench.ok("/set escalation off")
+    assert await bench.refused("/set escalation 12x") == (
+        "escalation must be from 1.5x to 10x, or off, e.g. 2x"
+    )

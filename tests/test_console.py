@@ -71,6 +71,12 @@ def test_demo_replays_the_bundled_cascade_offline_in_under_30_seconds() -> None:
     assert "$100M liquidated in 1h, 68% longs" in lines
     assert "Whale liquidation: $8.4M BTC long on Binance" in lines
     assert "DOGE funding +0.0900% per 8h on Bybit: longs pay shorts" in lines
-    assert "BTC open interest down 11.4% in 1h to $5.32B" in lines
-    assert lines[-1] == "Done: 6 alerts."
+    # One story, one message: the four open-interest moves of one pass, a line per asset.
+    moves = lines.index("Open interest moves: BTC, ETH, SOL, DOGE")
+    assert lines[moves + 1] == (
+        "BTC open interest down 11.4% in 1h to $5.32B (From $6B, summed across venues)"
+    )
+    assert "Up from $100M at 12:30 UTC" in lines  # the cascade doubled: told again
+    assert "Cascade over: $369M liquidated in 1h at the peak (80% longs), 12:30-13:03 UTC" in lines
+    assert lines[-1] == "Done: 8 alerts."
     assert elapsed < 30

@@ -123,7 +123,17 @@ async def test_funding_rule_takes_each_assets_most_extreme_venue_and_the_watch_l
     btc = "BTC funding +0.0600% per 8h on OKX: longs pay shorts"
     sol = "SOL funding -0.1400% per 8h on Bybit: shorts pay longs"
 
-    assert await bot.step(T0) == {"all": [f"{btc} | {sol}"], "high": [sol], "btc": [btc]}
+    assert await bot.step(T0) == {
+        "all": ["Funding extremes: BTC, SOL"],
+        "high": [sol],
+        "btc": [btc],
+    }
+    # One story, one message: a line per asset (golden text).
+    assert bot.sent.texts("all") == [
+        "Funding extremes: BTC, SOL\n"
+        f"{btc} (BTCUSDT: +0.0600% every 8h (+66% APR))\n"
+        f"{sol} (SOLUSDT: -0.0700% every 4h (-153% APR))"
+    ]
 
 
 async def test_open_interest_rule_sums_venues_over_the_window_and_filters_by_watch_list(
@@ -157,7 +167,17 @@ async def test_open_interest_rule_sums_venues_over_the_window_and_filters_by_wat
     btc = "BTC open interest up 6.0% in 1h to $212M"
     eth = "ETH open interest down 20.0% in 1h to $40M"
 
-    assert await bot.step(T0) == {"all": [f"{btc} | {eth}"], "ten": [eth], "btc": [btc]}
+    assert await bot.step(T0) == {
+        "all": ["Open interest moves: BTC, ETH"],
+        "ten": [eth],
+        "btc": [btc],
+    }
+    # One story, one message: a line per asset (golden text).
+    assert bot.sent.texts("all") == [
+        "Open interest moves: BTC, ETH\n"
+        f"{btc} (From $200M, summed across venues)\n"
+        f"{eth} (From $50M, summed across venues)"
+    ]
     assert bot.sent.texts("btc")[0].splitlines()[1] == "From $200M, summed across venues"
 
 
@@ -512,7 +532,27 @@ async def test_window_and_spike_firing_together_share_one_aggregate(
     await bot.engine.evaluate(T0)
 
     assert calls[("totals", "1h", frozenset())] == 1
-    assert len((await bot.deliver())["both"]) == 2
+    # One story, one message: the window alert, its 30-day comparison marked as the spike.
+    assert bot.sent.texts("both") == [] and await bot.deliver() == {
+        "both": ["$3.5M liquidated in 1h, 100% longs"]
+    }
+    assert bot.sent.texts("both") == [
+        "$3.5M liquidated in 1h, 100% longs\n"
+        "Top assets: BTC $3.5M\n"
+        "Venues: Binance $3.5M\n"
+        "Spike: 3.5x the 30-day hourly average; longs usually 100%"
+    ]
+
+
+async def test_a_spike_a_minute_after_the_window_alert_is_not_told_again(path: Path) -> None:
+    seed_history(path, hourly_history(30 * 24, 1_000_000))
+    bot = Bot(path, T0)
+    bot.subscribe(sub("both", liq=1_000_000, spike=3))
+    bot.liquidate(liq("BTC", "long", 1_200_000, T0))
+    assert await bot.step(T0 + SECOND) == {"both": ["$1.2M liquidated in 1h, 100% longs"]}
+    bot.liquidate(liq("BTC", "long", 2_300_000, T0 + 50 * SECOND))
+    assert await bot.step(T0 + 55 * SECOND) == {}  # within a minute: the same story
+    assert rule_states(path)["telegram:both", "spike", "*"] is False  # recorded as told
 
 
 async def test_digests_due_together_share_one_aggregate_per_watch_list(

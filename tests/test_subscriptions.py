@@ -229,12 +229,34 @@ def test_unreadable_values_say_what_is_accepted(key: str, text: str, message: st
 
 def test_unknown_key_lists_the_keys() -> None:
     assert refusal("bogus", "1") == (
-        "unknown setting 'bogus': use one of window, liq, side, funding, oi, whale, spike, cooldown"
+        "unknown setting 'bogus': use one of window, liq, side, funding, oi, whale, spike, "
+        "cooldown, escalation"
     )
 
 
 def test_setting_keys() -> None:
-    assert SETTING_KEYS == ("window", "liq", "side", "funding", "oi", "whale", "spike", "cooldown")
+    assert SETTING_KEYS == (
+        "window",
+        "liq",
+        "side",
+        "funding",
+        "oi",
+        "whale",
+        "spike",
+        "cooldown",
+        "escalation",
+    )
+
+
+def test_escalation_is_a_multiple_from_1_5x_to_10x_or_off() -> None:
+    assert set_threshold(Thresholds(), "escalation", "3x").escalation == 3.0
+    assert set_threshold(Thresholds(), "escalation", "1.5").escalation == 1.5
+    assert set_threshold(Thresholds(), "escalation", "off").escalation == 0.0
+    for text in ("1.4x", "11x", "0.5x"):
+        with pytest.raises(UserError) as refused:
+            set_threshold(Thresholds(), "escalation", text)
+        assert str(refused.value) == "escalation must be from 1.5x to 10x, or off, e.g. 2x"
+    assert Thresholds().escalation == 2.0
 
 
 def test_a_refused_value_leaves_custom_thresholds_as_they_were() -> None:
@@ -662,8 +684,8 @@ def test_settings_report_unknown_defaults_keys_first() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from_dict({"defaults": {"cooldwn": "5m", "spike": 200}})
     assert caught.value.problems == [
-        "defaults.cooldwn: unknown key (known: cooldown, funding_rate_8h, min_liquidations_usd, "
-        "min_side_share, oi_change, single_liquidation_usd, spike, window)",
+        "defaults.cooldwn: unknown key (known: cooldown, escalation, funding_rate_8h, "
+        "min_liquidations_usd, min_side_share, oi_change, single_liquidation_usd, spike, window)",
         f"defaults.spike: {SPIKE_ERROR}",
     ]
 

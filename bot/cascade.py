@@ -1,0 +1,86 @@
+"""The closing summary: a cascade that produced a window alert is a story; when it subsides (the
+window total below half the chat's `liq`, or 30 minutes without a new window alert or
+escalation) one message closes it, with the peak, its long share, the time it lasted, the top
+assets at the peak and the largest single liquidation seen while it was open.
+
+A story opens only with a window alert sent to the chat, so a summary never comes without one.
+The engine keeps the open stories in memory and records them with the pass that opens, tells
+or closes them (a restart keeps them); the peak seen between two alerts is kept in memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+
+from bot import messages
+from bot.alert import Alert
+from bot.model import Liquidation, Story, Subscription
+from bot.snapshot import Snapshot
+
+SUBSIDED_SHARE = 0.5  # of the chat's `liq`: below it the cascade is over
+QUIET_MS = 30 * 60_000  # or this long without a new window alert
+SLICE_STORIES = 2000  # open stories looked at between two yields to the loop
+
+
+def told(story: Story | None, chat: str, alert: Alert, now: int) -> Story:
+    """The story after a window alert `alert` was sent to `chat` (opened by the first)."""
+    total = alert.figures.get("total_usd", 0.0)
+    top = next((line.value for line in alert.fields if line.name == "Top assets"), "")
+    if story is None:
+        return Story(chat, now, now, total, alert.figures.get("long_usd", 0.0), top)
+    story = replace(story, told_at=now)
+    return _peak(story, total, alert.figures.get("long_usd", 0.0), top)
+
+
+def _peak(story: Story, total: float, long_usd: float, top: str) -> Story:
+    if total <= story.peak_usd:
+        return story
+    return replace(story, peak_usd=total, peak_long_usd=long_usd, top=top)
+
+
+def with_largest(story: Story, sub: Subscription, largest: Mapping[str, Liquidation]) -> Story:
+    """The story with the largest of this pass's liquidations the chat watches, if larger."""
+    for base, event in largest.items():
+        if (not sub.watch or base in sub.watch) and event.usd > story.largest_usd:
+            story = replace(story, largest_usd=event.usd, largest=messages.liquidation(event))
+    return story
+
+
+def largest_by_base(events: Iterable[Liquidation]) -> dict[str, Liquidation]:
+    largest: dict[str, Liquidation] = {}
+    for event in events:
+        seen = largest.get(event.base)
+        if seen is None or event.usd > seen.usd:
+            largest[event.base] = event
+    return largest
+
+
+def follow_steps(
+    stories: Mapping[str, Story],
+    subs: Mapping[str, Subscription],
+    snap: Snapshot,
+    largest: Mapping[str, Liquidation],
+    followed: dict[str, Story],
+    closed: list[tuple[Subscription, Story, Alert]],
+) -> Iterator[None]:
+    """Follow each open story through this pass: its new peak and largest liquidation go to
+    `followed`; the stories that subsided go to `closed`, with their summary (the chat's
+    `summary` setting and mute are the engine's to apply). Yields every few stories."""
+    for number, (chat, story) in enumerate(list(stories.items())):
+        if number % SLICE_STORIES == SLICE_STORIES - 1:
+            yield
+        sub = subs.get(chat)
+        if sub is None:
+            continue
+        t = sub.thresholds
+        long_usd, short_usd = snap.sides(t.window, sub.watch)
+        total = long_usd + short_usd
+        now = story
+        if total > story.peak_usd:
+            top = messages.ranked_assets(snap.view(t.window, sub.watch))
+            now = _peak(now, total, long_usd, top)
+        now = with_largest(now, sub, largest)
+        if total < SUBSIDED_SHARE * t.liq or snap.now - now.told_at >= QUIET_MS:
+            closed.append((sub, now, messages.cascade_summary(t.window, now, snap.now)))
+        elif now is not story:
+            followed[chat] = now
