@@ -69,7 +69,8 @@ from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from sqlite_utils import Database
 
 from bot import heap
-from bot.core import Core, cancel_all
+from bot.clock import now_ms
+from bot.core import Core
 from bot.engine import MIN_PASS_INTERVAL, AlertEngine
 from bot.market import MS_PER_MINUTE, RollupRow
 from bot.model import (
@@ -83,7 +84,7 @@ from bot.model import (
     Thresholds,
 )
 from bot.outbox import Channel, Progress, Send
-from bot.recorder import now_ms
+from bot.supervisor import Supervisor
 from storage import alerts, market_data, open_database
 
 PASS_TARGETS_MS = ((100_000, 50.0), (1_000_000, 1000.0))  # (up to this many chats, p99 target)
@@ -653,12 +654,15 @@ def paced_sender(per_second: float) -> Send:
 async def run_loop(core: Core, feed: Feed) -> None:
     """The engine, the recorder and the outbox workers as `liqbot run` starts them, with the
     feed; after the feed ends, long enough for the last pass."""
-    tasks = [asyncio.create_task(coroutine) for coroutine in core.coroutines()]
+    supervisor = Supervisor()
+    for name, factory in core.tasks():
+        supervisor.add(name, factory)
+    supervisor.start()
     try:
         await feed.run()
         await asyncio.sleep(MIN_PASS_INTERVAL * 4)
     finally:
-        await cancel_all(tasks)
+        await supervisor.stop()
 
 
 def add_probes(

@@ -46,6 +46,7 @@ from aiohttp.typedefs import Handler, Middleware
 from sqlite_utils import Database
 
 from bot.alert import plain
+from bot.clock import now_ms
 from bot.commands import CommandCore
 from bot.core import Core
 from bot.delivery_order import delivery_priority
@@ -53,7 +54,6 @@ from bot.main import DISCORD_CONCURRENCY, TELEGRAM_CONCURRENCY
 from bot.model import FAILED, SENT, OutboxItem, OutboxRow, Subscription, Thresholds
 from bot.outbox import Channel, OutboxWorker, Progress
 from bot.ratelimit import Pacer
-from bot.recorder import now_ms
 from bot.writer import Writer
 from handlers import discord as discord_adapter
 from handlers.discord import DiscordBot

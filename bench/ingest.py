@@ -35,10 +35,11 @@ import orjson
 from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from sqlite_utils import Database
 
+from bot.clock import now_ms
 from bot.core import Core
 from bot.market import HISTORY_MINUTES, MS_PER_MINUTE, WINDOWS, MarketState, RollupRow
 from bot.model import Liquidation, SourceHealth
-from bot.recorder import MAX_BATCH, now_ms
+from bot.recorder import MAX_BATCH
 from bot.venues import binance, bitget, bybit, deribit, gate, okx
 from bot.venues.common import Instrument, base_asset
 from bot.writer import Writer

@@ -32,12 +32,11 @@ from ingest import ingest as run_ingest
 from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from prometheus_client import generate_latest
 
-from bot.clock import SYSTEM
+from bot.clock import SYSTEM, now_ms
 from bot.counters import LiquidationCounts
 from bot.loop_lag import LoopLag
 from bot.metrics import LiqbotCollector, registry
 from bot.model import Liquidation
-from bot.recorder import now_ms
 from bot.runtime import Runtime
 from bot.supervisor import Supervisor
 from bot.venues import okx

@@ -15,11 +15,11 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
+from bot.clock import now_ms
 from bot.config import ConfigError, Settings, config_path, load_settings
 from bot.errors import StartupError
 from bot.instance_lock import LockError, acquire
 from bot.logs import configure_logging
-from bot.recorder import now_ms
 from storage.database import DatabaseError, file_problem
 
 CONFIG_HELP = "TOML settings file (default: $LIQBOT_CONFIG, else ./config.toml)"

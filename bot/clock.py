@@ -9,6 +9,11 @@ import time
 from typing import Protocol
 
 
+def now_ms() -> int:
+    """Wall-clock time, epoch milliseconds, for code not yet handed a `Clock`."""
+    return time.time_ns() // 1_000_000
+
+
 class Clock(Protocol):
     def now_ms(self) -> int:
         """Wall-clock time, epoch milliseconds (what records carry)."""
@@ -24,7 +29,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return now_ms()
 
     def monotonic(self) -> float:
         return time.monotonic()

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.chart_data import ChartRequest, caption, parse_chart_args
 from bot.chats import ChatService
+from bot.clock import now_ms
 from bot.delivery_order import delivery_priority
 from bot.errors import UserError
 from bot.formatting import echo, format_usd
 from bot.model import Subscription, Thresholds
-from bot.recorder import now_ms
 from bot.status import render_status
 from bot.subscriptions import SETTING_KEYS, parse_watch, set_threshold
 from bot.units import parse_duration

@@ -3,9 +3,8 @@ views rebuilt from storage, the writer, the alert engine and the outbox workers.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlite_utils import Database
@@ -132,10 +131,6 @@ class Core:
             *((f"outbox-{platform}", worker.run) for platform, worker in self.workers.items()),
         ]
 
-    def coroutines(self) -> list[Coroutine[Any, Any, None]]:
-        """The parts of `tasks`, started (benchmarks that run them without a supervisor)."""
-        return [factory() for _, factory in self.tasks()]
-
 
 def _funding_rows(rows: list[dict[str, Any]]) -> list[FundingRate]:
     return [
@@ -156,17 +151,3 @@ def _interest_rows(rows: list[dict[str, Any]]) -> list[OpenInterest]:
     return [
         OpenInterest(r["venue"], r["symbol"], r["base"], r["usd"], r["updated_at"]) for r in rows
     ]
-
-
-async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel and await tasks in reverse start order; a task that had failed, or fails while
-    stopping, is logged with its traceback (the rest are still stopped)."""
-    for task in reversed(tasks):
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            if not task.cancelled():  # the caller itself is being cancelled
-                raise
-        except Exception:
-            log.exception("task %s failed", task.get_name())

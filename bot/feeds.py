@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bot.clock import now_ms
 from bot.config import CollectorSettings, ExchangeSettings
 from bot.model import Gap, Liquidation, SourceHealth
-from bot.recorder import now_ms
 from bot.rest import RestError
 from bot.venues.common import MALFORMED, Control, Tally
 

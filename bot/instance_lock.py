@@ -12,8 +12,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.clock import now_ms
 from bot.formatting import iso_utc
-from bot.recorder import now_ms
 
 
 class LockError(Exception):

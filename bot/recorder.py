@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
@@ -39,10 +38,6 @@ RETRY_MAX = 10.0
 STORAGE_GIVE_UP = 900.0  # seconds of unwritable storage before `run` stops
 
 T = TypeVar("T")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Recorder:

@@ -13,9 +13,9 @@ from bot.adapters.bitget import BitgetSource
 from bot.adapters.deribit import DeribitSource
 from bot.adapters.gate import GateSource
 from bot.adapters.hyperliquid import HyperliquidSource
+from bot.clock import now_ms
 from bot.feeds import StreamSpec
 from bot.model import FundingRate, Liquidation, OpenInterest
-from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.venues import binance, bybit, okx
 from bot.venues.common import MALFORMED, USD_QUOTES, Instrument, Tally

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from bot.alert import plain
+from bot.clock import now_ms
 from bot.config import ConfigError, load_settings
 from bot.main import App
 from bot.model import OutboxItem, Subscription, Thresholds
 from bot.outbox import DeliveryError
-from bot.recorder import now_ms
 from storage import alerts
 from tests.builders import liquidation
 from tests.fakes import FakeDiscord, FakeTelegram

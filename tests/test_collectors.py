@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import aiohttp
 
+from bot.clock import now_ms
 from bot.feeds import Collector, send_new
-from bot.recorder import now_ms
 from bot.rest import RestClient
 from bot.sources import BinanceSource, BybitSource, OkxSource
 from bot.venues import bybit

@@ -12,8 +12,8 @@ from bot.adapters.bitget import BitgetSource
 from bot.adapters.deribit import DeribitSource
 from bot.adapters.gate import GateSource
 from bot.adapters.hyperliquid import HyperliquidSource
+from bot.clock import now_ms
 from bot.feeds import Collector
-from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from tests.fakes import (
     FakeBitget,

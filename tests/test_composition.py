@@ -14,11 +14,11 @@ from sqlite_utils import Database
 
 from bot import main
 from bot.chats import ChatService, Outboxes
+from bot.clock import now_ms
 from bot.commands import ChatRef, CommandCore
 from bot.config import Settings, load_settings
 from bot.main import App, run_forever
 from bot.model import Liquidation, Subscription, Thresholds
-from bot.recorder import now_ms
 from bot.supervisor import Fatal
 from bot.writer import Writer
 from storage import alerts, open_database

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.recorder import now_ms
+from bot.clock import now_ms
 from tests.fakes import force_order
 from tests.harness import WAIT, Fakes, write_config
 

@@ -11,9 +11,9 @@ from typing import Any
 import discord
 import pytest
 
+from bot.clock import now_ms
 from bot.config import load_settings
 from bot.main import App
-from bot.recorder import now_ms
 from handlers.discord import FAILED_REPLY
 from storage import alerts
 from tests.fakes import FakeDiscord, FakeTelegram, force_order

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from bot.clock import now_ms
 from bot.config import load_settings, settings_from_dict
 from bot.main import App
 from bot.model import Gap, SourceHealth, merge_health
-from bot.recorder import now_ms
 from bot.status import build_status, render_status
 from storage import market_data, open_database
 from tests.fakes import (

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bot.clock import now_ms
 from bot.config import load_settings
 from bot.main import App
-from bot.recorder import now_ms
 from tests.fakes import (
     FakeBitget,
     FakeDeribit,

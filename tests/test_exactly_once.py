@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from bot.alert import plain
+from bot.clock import now_ms
 from bot.core import Core
 from bot.model import OutboxItem, OutboxRow
 from bot.outbox import Channel, Progress
-from bot.recorder import now_ms
 from storage import alerts, open_database
 from tests.engine_builders import (
     MINUTE,

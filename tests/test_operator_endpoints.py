@@ -21,7 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlite_utils import Database
 
-from bot.recorder import now_ms
+from bot.clock import now_ms
 from storage.runtime import RuntimeRow, read_runtime
 from tests.fakes import all_liquidation, detail, force_order, liquidation_orders
 from tests.harness import WAIT, Fakes, write_config

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from bot.clock import now_ms
 from bot.config import settings_from_dict
 from bot.market import MS_PER_MINUTE
 from bot.model import FundingRate, Gap, Liquidation, OpenInterest, SourceHealth
-from bot.recorder import Recorder, now_ms
+from bot.recorder import Recorder
 from bot.status import HEALTH_STALE_MS, build_status, render_status
 from bot.writer import Writer
 from storage import market_data, open_database

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bot import commands
+from bot.clock import now_ms
 from bot.config import load_settings
 from bot.main import App
-from bot.recorder import now_ms
 from storage import alerts
 from tests.fakes import FakeTelegram, force_order
 from tests.harness import WAIT, Fakes, write_config

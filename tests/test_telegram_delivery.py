@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from bot.alert import plain
+from bot.clock import now_ms
 from bot.commands import PRESETS
 from bot.config import load_settings
 from bot.formatting import split_message
@@ -27,7 +28,6 @@ from bot.logs import REDACTED, RedactSecrets, configure_logging
 from bot.main import App
 from bot.model import OutboxItem, OutboxRow, Subscription, Thresholds
 from bot.outbox import OutboxWorker, Progress
-from bot.recorder import now_ms
 from handlers.telegram import FAILED_REPLY
 from storage import alerts
 from tests.fakes import FakeTelegram

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from bot.alert import plain
+from bot.clock import now_ms
 from bot.config import load_settings
 from bot.delivery_order import delivery_priority
 from bot.main import App
 from bot.model import OutboxItem, Subscription
 from bot.ratelimit import Limit, Pacer
-from bot.recorder import now_ms
 from storage import alerts
 from tests.fakes import FakeTelegram
 from tests.harness import WAIT, Fakes, write_config

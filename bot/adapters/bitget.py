@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from bot.adapters.reload import ReloadOnUnknown
+from bot.clock import now_ms
 from bot.feeds import StreamSpec
 from bot.model import FundingRate, Liquidation, OpenInterest
-from bot.recorder import now_ms
 from bot.rest import RestClient
 from bot.venues import bitget
 from bot.venues.common import Instrument, Tally

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.clock import now_ms
 from bot.feeds import StreamSpec
 from bot.model import FundingRate, Liquidation, OpenInterest
-from bot.recorder import now_ms
 from bot.rest import RestClient
 from bot.venues import deribit
 from bot.venues.common import Tally

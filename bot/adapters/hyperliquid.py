@@ -8,9 +8,9 @@ import time
 from collections import deque
 from typing import Any
 
+from bot.clock import now_ms
 from bot.feeds import StreamSpec
 from bot.model import FundingRate, OpenInterest
-from bot.recorder import now_ms
 from bot.rest import RestClient, RestError
 from bot.venues import hyperliquid
 
