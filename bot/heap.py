@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def freeze() -> None:
     """Call once start-up (or a bulk build) has made its long-lived objects."""
     gc.freeze()
-    log.debug("%d objects out of the collector's sight", gc.get_freeze_count())
+    if log.isEnabledFor(logging.DEBUG):  # counting walks every frozen object: 84 ms at 100k chats
+        log.debug("%d objects out of the collector's sight", gc.get_freeze_count())
 
 
 @contextmanager
