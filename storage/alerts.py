@@ -106,14 +106,16 @@ def _subscription(row: dict[str, Any]) -> Subscription:
 
 
 def save_subscription(db: Database, sub: Subscription, now: int) -> None:
+    """Insert or update one chat's row in one statement (an existing row keeps `created_at`)."""
     row = _subscription_row(sub)
-    existing = db.execute(
-        "SELECT created_at FROM subscriptions WHERE platform = ? AND chat_id = ?",
-        [sub.platform, sub.chat_id],
-    ).fetchone()
-    row["created_at"] = existing[0] if existing else now
-    row["updated_at"] = now
-    db.table("subscriptions").upsert(row, pk=("platform", "chat_id"))
+    columns = [*row, "created_at", "updated_at"]
+    changed = [c for c in columns if c not in ("platform", "chat_id", "created_at")]
+    db.execute(
+        f"INSERT INTO subscriptions ({', '.join(f'[{c}]' for c in columns)})"
+        f" VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (platform, chat_id) DO UPDATE"
+        f" SET {', '.join(f'[{c}] = excluded.[{c}]' for c in changed)}",
+        [*row.values(), now, now],
+    )
 
 
 def load_subscription(db: Database, platform: str, chat_id: str) -> Subscription | None:
