@@ -9,7 +9,7 @@ import signal
 import sqlite3
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from sqlite_utils import Database
@@ -32,10 +32,12 @@ from bot.status import LiveStatus
 from bot.supervisor import Fatal, Supervisor
 from bot.venues.common import MALFORMED
 from bot.writer import Writer
-from handlers import console, discord, telegram
-from handlers.discord import DiscordBot
-from handlers.telegram import TelegramBot
+from handlers import console
 from storage import market_data, open_database
+
+if TYPE_CHECKING:  # the platforms' client libraries load only when a token is set
+    from handlers.discord import DiscordBot
+    from handlers.telegram import TelegramBot
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,9 @@ class App:
         self.telegram: TelegramBot | None = None
         if settings.telegram.enabled:
             assert settings.telegram.token is not None
-            self.telegram = TelegramBot(
+            from handlers import telegram
+
+            self.telegram = telegram.TelegramBot(
                 settings.telegram.token,
                 settings.telegram.api_url,
                 commands,
@@ -106,8 +110,10 @@ class App:
         self.discord: DiscordBot | None = None
         if settings.discord.enabled:
             assert settings.discord.token is not None
+            from handlers import discord
+
             discord.point_at(settings.discord.api_url, settings.discord.gateway_url)
-            self.discord = DiscordBot(
+            self.discord = discord.DiscordBot(
                 settings.discord.token,
                 commands,
                 self._assets_seen,
