@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import example, given
-from hypothesis import strategies as st
 
 from bot.config import ConfigError, settings_from_dict
 from bot.errors import UserError
@@ -28,6 +27,7 @@ from bot.subscriptions import (
     thresholds_from_config,
 )
 from bot.units import is_off, parse_duration, parse_money, parse_multiple, parse_percent
+from tests.strategies import any_text
 
 DEFAULTS = Thresholds()
 
@@ -387,7 +387,7 @@ def test_look_alike_letters_in_a_setting_are_not_understood(key: str, letter: st
     assert refusal(key, f"5{letter}").startswith(f"'5{letter}' is not understood: {key} must be")
 
 
-@given(st.text())
+@given(any_text())
 def test_parse_money_returns_a_float_or_raises_value_error(text: str) -> None:
     try:
         value = parse_money(text)
@@ -397,7 +397,7 @@ def test_parse_money_returns_a_float_or_raises_value_error(text: str) -> None:
     assert value >= 0 or math.isnan(value)
 
 
-@given(st.text())
+@given(any_text())
 def test_parse_percent_returns_a_float_or_raises_value_error(text: str) -> None:
     try:
         value = parse_percent(text)
@@ -406,7 +406,7 @@ def test_parse_percent_returns_a_float_or_raises_value_error(text: str) -> None:
     assert isinstance(value, float)
 
 
-@given(st.text())
+@given(any_text())
 @example("5\u017fec")
 def test_parse_duration_returns_a_float_or_raises_value_error(text: str) -> None:
     try:
@@ -417,7 +417,7 @@ def test_parse_duration_returns_a_float_or_raises_value_error(text: str) -> None
     assert value > 0
 
 
-@given(st.text())
+@given(any_text())
 @example("30m\u0131n")
 @example("5\u017f")
 @example("30M\u0130N")
@@ -427,7 +427,7 @@ def test_parse_duration_over_all_of_unicode(text: str) -> None:
 
 
 @pytest.mark.parametrize("key", SETTING_KEYS)
-@given(text=st.text())
+@given(text=any_text())
 @example(text="30m\u0131n")
 @example(text="1" + "0" * 400)
 @example(text="nan")

@@ -15,6 +15,7 @@ from bot.model import Liquidation, OpenInterest
 from bot.venues import binance, bybit, okx
 from bot.venues.common import Control, Instrument, Tally, base_asset
 from tests.conftest import load_frame
+from tests.strategies import any_text
 
 RECV = 1763700003000
 CONTRACTS = {
@@ -135,7 +136,7 @@ def test_okx_other_channels_and_empty_pushes_are_ignored_not_malformed() -> None
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.floats() | any_text(max_size=8),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
@@ -188,7 +189,7 @@ def test_parsers_never_raise_on_arbitrary_json(value: object) -> None:
         assert result is None or all(e.usd > 0 and e.position in ("long", "short") for e in result)
 
 
-@given(st.text(max_size=40))
+@given(any_text(max_size=40))
 def test_parsers_never_raise_on_arbitrary_text_decoded_as_json(text: str) -> None:
     try:
         value = json.loads(text)
