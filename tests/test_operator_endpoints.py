@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlite_utils import Database
 
+from bot.cli import main
 from bot.clock import now_ms
 from storage.runtime import RuntimeRow, read_runtime
 from tests.fakes import all_liquidation, detail, force_order, liquidation_orders
@@ -126,20 +128,13 @@ async def liqbot_run(config: Path) -> AsyncIterator[Run]:
 
 
 async def liqbot_status(config: Path, *args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "--config",
-        str(config),
-        "status",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    """`liqbot status` run by this process (the CLI's own entry point) on the database the
+    `run` subprocess writes: a reader in another process, without a Python start per read."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--config", str(config), "status", *args])
+    assert code == 0, err.getvalue()
+    return out.getvalue()
 
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
