@@ -203,6 +203,10 @@ async def test_liqbot_killed_between_decision_and_delivery_delivers_the_alert_on
         config.read_text()
         + "\n[defaults]\nmin_liquidations_usd = 10000\nsingle_liquidation_usd = 1000000\n"
         "funding_rate_8h = 0\noi_change = 0\n"
+        # No escalation: when the first run's event was flushed before the kill (the writer's
+        # batch raced the decision), the second run's whale takes the told $91K past 2x, a new
+        # window alert that the run may not deliver before it is stopped.
+        "escalation = 0\n"
     )
     path = tmp_path / "liqbot.db"
 
