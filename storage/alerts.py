@@ -105,17 +105,18 @@ def _subscription(row: dict[str, Any]) -> Subscription:
     )
 
 
+_COLUMNS = [*_subscription_row(Subscription("", "")), "created_at", "updated_at"]
+_CHANGED = [c for c in _COLUMNS if c not in ("platform", "chat_id", "created_at")]
+_SAVE_SUBSCRIPTION = (
+    f"INSERT INTO subscriptions ({', '.join(f'[{c}]' for c in _COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT (platform, chat_id) DO UPDATE"
+    f" SET {', '.join(f'[{c}] = excluded.[{c}]' for c in _CHANGED)}"
+)
+
+
 def save_subscription(db: Database, sub: Subscription, now: int) -> None:
     """Insert or update one chat's row in one statement (an existing row keeps `created_at`)."""
-    row = _subscription_row(sub)
-    columns = [*row, "created_at", "updated_at"]
-    changed = [c for c in columns if c not in ("platform", "chat_id", "created_at")]
-    db.execute(
-        f"INSERT INTO subscriptions ({', '.join(f'[{c}]' for c in columns)})"
-        f" VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (platform, chat_id) DO UPDATE"
-        f" SET {', '.join(f'[{c}] = excluded.[{c}]' for c in changed)}",
-        [*row.values(), now, now],
-    )
+    db.execute(_SAVE_SUBSCRIPTION, [*_subscription_row(sub).values(), now, now])
 
 
 def load_subscription(db: Database, platform: str, chat_id: str) -> Subscription | None:
