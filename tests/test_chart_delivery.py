@@ -24,6 +24,7 @@ from tests.fakes import FakeDiscord, FakeTelegram
 from tests.fakes.discord import EVERYONE_PERMISSIONS
 from tests.fakes.telegram import MAX_PHOTO_BYTES, png_size
 from tests.harness import WAIT, Fakes
+from tests.pacing import quicken
 from tests.test_discord import ALERTS, GUILD, command, configure, start, stop
 
 # fixtures, shared with the modules that define them
@@ -245,7 +246,7 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
     fakes: Fakes,
     fake_discord: FakeDiscord,
 ) -> None:
-    app = App(load_settings(configure(tmp_path, fakes, fake_discord)))
+    app = quicken(App(load_settings(configure(tmp_path, fakes, fake_discord))))
     async with asyncio.timeout(WAIT * 2):
         task = await start(app, fake_discord)
         feed(app)
