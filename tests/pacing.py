@@ -11,6 +11,10 @@ tests' assertions are written as `SCALE * <the real figure>`; allowances for lat
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
+
+from bot.chart_service import WORKER_CHARTS
 from bot.main import App
 from handlers import telegram
 from tests.fakes import FakeDiscord, FakeTelegram
@@ -21,8 +25,20 @@ SCALE = 0.1
 TELEGRAM_CHAT_PACE = telegram.PACER_LIMITS[1].scaled(SCALE).seconds
 
 
+def warm_chart_worker() -> Executor:
+    """A chart worker forked from a server process that has matplotlib loaded: the server
+    starts (and imports it) once per test process, each worker then in well under a second,
+    where a spawned one takes seconds to import matplotlib for its first chart."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["bot.charts"])
+    return ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=WORKER_CHARTS)
+
+
 def quicken(app: App) -> App:
-    """`app`'s platforms and their outbox workers at `SCALE` (before `app.run`)."""
+    """`app`'s platforms and their outbox workers at `SCALE`, its charts drawn by workers that
+    start warm (before `app.run`)."""
+    if app.charts is not None:
+        app.charts.use_workers(warm_chart_worker)
     if app.telegram is not None:
         app.telegram.scale_time(SCALE)
     if app.discord is not None:

@@ -224,6 +224,13 @@ async def test_one_run_serves_telegram_and_discord_together(
             await telegram.wait_until(lambda: len(telegram.messages_to(1001)) == 1)
             telegram.enqueue(telegram.command(1001, 1001, "/set liq 40k"))
             await telegram.wait_until(lambda: len(telegram.messages_to(1001)) == 2)
+            # Both chats' first passes settle them (what is already crossed then starts disarmed).
+            await app.core.recorder.wait_for(
+                lambda: all(
+                    app.core.engine.has_settled(chat)
+                    for chat in (f"discord:{ALERTS}", "telegram:1001")
+                )
+            )
 
             await fakes[0].push(force_order("BTCUSDT", "SELL", "0.5", "91000", now_ms()))
             await fake_discord.wait_until(lambda: bool(fake_discord.messages_to(ALERTS)))

@@ -90,6 +90,12 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
         await say(telegram, CAROL, CAROL, "/subscribe", "Subscribed.")
         await say(telegram, CAROL, CAROL, "/set whale 10k", "Saved.")
         telegram.block_chat(CAROL)
+        # The chats' first passes settle them (what is already crossed then starts disarmed).
+        await app.core.recorder.wait_for(
+            lambda: all(
+                app.core.engine.has_settled(f"telegram:{chat}") for chat in (ALICE, GROUP, CAROL)
+            )
+        )
 
         await binance.push(force_order("BTCUSDT", "SELL", "0.5", "91000", now_ms()))
         await telegram.wait_until(
