@@ -45,6 +45,8 @@ DEFERRED = frozenset(
 START_RETRY_MAX = 60.0
 # discord.py's wait after the last GUILD_CREATE of a connection before it is ready (its default).
 GUILD_READY_TIMEOUT = 2.0
+# The gateway's close code for a token it does not accept (also when it is revoked while running).
+GATEWAY_AUTHENTICATION_FAILED = 4004
 CHART_FILE = "chart.png"
 CHART_FAILED = "The chart could not be drawn just now; try again in a minute."
 ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
@@ -149,6 +151,14 @@ class DiscordBot:
                 raise StartupError(
                     "discord: the bot token was refused (401 Unauthorized): set a valid "
                     "[discord] token or DISCORD_BOT_TOKEN (Developer Portal -> Bot -> Reset Token)"
+                ) from None
+            except discord.ConnectionClosed as error:
+                if error.code != GATEWAY_AUTHENTICATION_FAILED:
+                    raise
+                raise StartupError(
+                    "discord: the gateway refused the bot token (4004 Authentication failed): "
+                    "set a valid [discord] token or DISCORD_BOT_TOKEN (Developer Portal -> Bot -> "
+                    "Reset Token)"
                 ) from None
             except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as error:
                 wait = delay * self.timescale
