@@ -20,6 +20,7 @@ from bot.model import OutboxItem, Subscription, Thresholds
 from bot.outbox import DeliveryError
 from storage import alerts
 from tests.builders import liquidation
+from tests.chart_faults import broken
 from tests.fakes import FakeDiscord, FakeTelegram
 from tests.fakes.discord import EVERYONE_PERMISSIONS
 from tests.fakes.telegram import MAX_PHOTO_BYTES, png_size
@@ -174,11 +175,6 @@ async def test_a_flood_answer_to_a_photo_is_scheduled_as_the_retry(
             ("sendPhoto", f"{HEADLINE}\nTop assets: BTC $200M")
         ]
         assert (bot.outbox(outbox_id)["status"], fake.rejected_429) == ("sent", 0)
-
-
-def broken(series: object) -> bytes:
-    """A render that fails in the worker process (module level: it is sent there by name)."""
-    raise ValueError("no fonts here")
 
 
 async def test_a_chart_that_fails_to_render_sends_the_text(
