@@ -1,6 +1,7 @@
 """The chat platforms' time, scaled in one place for the bot and the fakes: tests run Telegram's
-and Discord's limits and waits at `SCALE` times their length, so "one message per 1.1 s in a
-chat" is held, and checked by the fake with exact counts, as one per 0.11 s.
+and Discord's limits and waits at `SCALE` times their length, so Telegram's "one message a
+second in a chat" is checked by the fake, with exact counts, as one per 0.1 s (which the bot
+holds as one per 0.2 s: its 0.1 s margin is kept, see below).
 
 The bot's pace, its flood waits and connection retries, and the outbox's waits between attempts
 are scaled; so are the fakes' windows (`window_scale`). What allows for latency is not: the
