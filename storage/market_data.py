@@ -39,10 +39,13 @@ _INSERT_EVENTS = _statements(
     "INSERT INTO events (ts, recv_ts, venue, symbol, base, position, price, qty, usd) VALUES {}",
     9,
 )
+# Each inserted row is added into its rollup as it is read, in rowid order (the order the
+# in-memory windows add them): a GROUP BY would first sort the batch in a temporary b-tree,
+# which cost more than the upserts it saves (3.1 against 2.3 µs per event, bench/ingest.py).
 _ROLLUP_INSERTED = (
     "INSERT INTO rollups (minute, venue, base, position, usd, count)"
-    f" SELECT ts / {MS_PER_MINUTE}, venue, base, position, SUM(usd), COUNT(*)"
-    " FROM events WHERE rowid > ? GROUP BY 1, 2, 3, 4"
+    f" SELECT ts / {MS_PER_MINUTE}, venue, base, position, usd, 1"
+    " FROM events WHERE rowid > ?"
     " ON CONFLICT (minute, venue, base, position)"
     " DO UPDATE SET usd = usd + excluded.usd, count = count + excluded.count"
 )
