@@ -79,6 +79,12 @@ class ChartService:
     def close(self) -> None:
         self._worker.shutdown(wait=True, cancel_futures=True)
 
+    def use_workers(self, executor: Callable[[], Executor]) -> None:
+        """Draw in workers from `executor` from now on (tests: workers that start warm)."""
+        self._worker.shutdown(wait=False)
+        self._new_worker = executor
+        self._worker = executor()
+
     def request_for(self, row: OutboxRow) -> ChartRequest | None:
         """The chart a delivered alert carries: window, spike and digest alerts to chats that
         switched charts on, for the chat's watch list and window (digests: the digest's)."""

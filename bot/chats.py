@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -64,6 +64,7 @@ class ChatService:
         # Saved but not yet committed: a command that reads meanwhile sees what it will be.
         self._saving: dict[str, Subscription] = {}
         self._changes: asyncio.Queue[_Change] = asyncio.Queue()
+        self._applied = asyncio.Condition()  # notified after each chat change
 
     def load(self, platform: str, chat_id: str) -> Subscription | None:
         saving = self._saving.get(f"{platform}:{chat_id}")
@@ -107,6 +108,8 @@ class ChatService:
                 if not change.done.done():
                     change.done.set_result(None)
                 self._changes.task_done()
+                async with self._applied:
+                    self._applied.notify_all()
 
     async def apply_change(self, platform: str, chat_id: str, new_id: str | None) -> None:
         now = self.clock.now_ms()
@@ -125,6 +128,12 @@ class ChatService:
     async def changes_applied(self) -> None:
         """Return once every change reported so far is applied (tests, shutdown)."""
         await self._changes.join()
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        """Return once `condition()` holds, checking after every chat change applied (tests
+        and tools that read the database wait on this rather than on a timer)."""
+        async with self._applied:
+            await self._applied.wait_for(condition)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,11 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
     async def wait(self, event: asyncio.Event, within: float) -> bool:
+        # Not `asyncio.wait_for`: in Python 3.11 it swallows a cancellation that arrives as the
+        # event is set (it returns the result instead), and the cancelled loop then runs on.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), within)
+            async with asyncio.timeout(within):
+                await event.wait()
         return event.is_set()
 
 

@@ -92,7 +92,10 @@ class OutboxWorker:
         max_age: float = DEFAULT_MAX_AGE,
         clock: Clock = SYSTEM,
         jitter: Callable[[], float] = random.random,
+        timescale: float = 1.0,
     ) -> None:
+        """`timescale`: every wait between attempts (the backoff, a platform's `retry_after`)
+        lasts this many times its length; tests run a platform and its fake faster alike."""
         self.db = db  # reads only
         self.writer = writer
         self.platform = platform
@@ -102,6 +105,7 @@ class OutboxWorker:
         self.max_age_ms = round(max_age * 1000)
         self.clock = clock
         self.jitter = jitter
+        self.timescale = timescale
         self._queue: deque[OutboxRow] = deque()  # chats' oldest due rows, not yet started
         self._stale = True  # the queue may be out of date: read it again
         self._swept_at = -SWEEP_EVERY
@@ -216,7 +220,7 @@ class OutboxWorker:
         attempts = row.attempts + 1
         final = error.permanent or attempts >= MAX_ATTEMPTS
         now = self.clock.now_ms()
-        delay = max(error.retry_after or 0.0, backoff(attempts, self.jitter()))
+        delay = max(error.retry_after or 0.0, backoff(attempts, self.jitter())) * self.timescale
         if error.moved_to is not None and not final:
             delay = 0.0  # the chat has a new id: the row moves with it and is tried there now
         retry_at = None if final else now + round(delay * 1000)

@@ -11,8 +11,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Limit:
+    """At most `count` events in any rolling `seconds`. `margin` is the part of `seconds` that
+    allows for requests reaching the platform late: it is latency, not the platform's window."""
+
     count: int
     seconds: float
+    margin: float = 0.0
+
+    def scaled(self, timescale: float) -> Limit:
+        """The same limit with the platform's window `timescale` times as long (the margin for
+        latency kept as it is)."""
+        window = (self.seconds - self.margin) * timescale
+        return Limit(self.count, window + self.margin, self.margin)
 
 
 class SlidingWindow:

@@ -30,7 +30,7 @@ PLATFORM = "discord"
 MAX_CONTENT = 2000
 MAX_DESCRIPTION = 4096
 # Discord allows 50 requests a second per bot and about 5 messages per 5 s in a channel.
-PACER_LIMITS = (Limit(45, 1.0), Limit(5, 5.5))
+PACER_LIMITS = (Limit(45, 1.0), Limit(5, 5.5, margin=0.5))
 # ...and evenly, at most one per 1/50 s: a whole second's 45 sent at once could, arriving a
 # little late, share one of Discord's seconds with the next burst (429s in the fan-out bench).
 PACER_SPACING = 1 / 50
@@ -43,6 +43,8 @@ DEFERRED = frozenset(
     | {"digest", "button", "chart"}
 )
 START_RETRY_MAX = 60.0
+# discord.py's wait after the last GUILD_CREATE of a connection before it is ready (its default).
+GUILD_READY_TIMEOUT = 2.0
 # The gateway's close code for a token it does not accept (also when it is revoked while running).
 GATEWAY_AUTHENTICATION_FAILED = 4004
 CHART_FILE = "chart.png"
@@ -84,10 +86,11 @@ class _Client(discord.Client):
         self,
         on_ready_to_sync: Callable[[], Awaitable[None]],
         on_guild_left: Callable[[discord.Guild], None],
+        guild_ready_timeout: float,
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
-        super().__init__(intents=intents)
+        super().__init__(intents=intents, guild_ready_timeout=guild_ready_timeout)
         self._sync = on_ready_to_sync
         self._guild_left = on_guild_left
 
@@ -112,8 +115,26 @@ class DiscordBot:
         self.assets = assets
         self.on_chat_change = on_chat_change
         self.charts = charts
-        self.pacer = Pacer(*PACER_LIMITS, spacing=PACER_SPACING)
-        self.client = _Client(self._sync_commands, self._guild_left)
+        self.timescale = 1.0
+        self.pacer = self._pacer()
+        self._new_client()
+
+    def scale_time(self, timescale: float) -> None:
+        """Hold Discord's limits and waits (the pace, connection retries, the wait for guilds
+        before ready) at `timescale` times their length: for tests against a fake Discord
+        whose windows are scaled alike. Before `run`."""
+        self.timescale = timescale
+        self.pacer = self._pacer()
+        self._new_client()
+
+    def _pacer(self) -> Pacer:
+        overall, channel = (limit.scaled(self.timescale) for limit in PACER_LIMITS)
+        return Pacer(overall, channel, spacing=PACER_SPACING)  # it allows for latency
+
+    def _new_client(self) -> None:
+        self.client = _Client(
+            self._sync_commands, self._guild_left, GUILD_READY_TIMEOUT * self.timescale
+        )
         self.tree = app_commands.CommandTree(self.client)
         self.tree.on_error = self._on_error  # type: ignore[method-assign]
         self._register()
@@ -140,13 +161,11 @@ class DiscordBot:
                     "Reset Token)"
                 ) from None
             except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as error:
-                log.warning("discord: cannot connect (%s); retrying in %.0f s", error, delay)
-                await asyncio.sleep(delay)
+                wait = delay * self.timescale
+                log.warning("discord: cannot connect (%s); retrying in %g s", error, wait)
+                await asyncio.sleep(wait)
                 delay = min(delay * 2, START_RETRY_MAX)
-                self.client = _Client(self._sync_commands, self._guild_left)
-                self.tree = app_commands.CommandTree(self.client)
-                self.tree.on_error = self._on_error  # type: ignore[method-assign]
-                self._register()
+                self._new_client()
 
     async def _sync_commands(self) -> None:
         await self.tree.sync()

@@ -63,7 +63,7 @@ CHART_FAILED = "The chart could not be drawn just now; try again in a minute."
 # Telegram allows 30 messages a second overall, 20 a minute in a group and about one a second
 # in a chat. Requests reach Telegram a little earlier or later than they leave, so each limit
 # keeps a margin: one message below the overall and group caps, 0.1 s on a chat's second.
-PACER_LIMITS = (Limit(29, 1.0), Limit(1, 1.1), Limit(19, 60.0))
+PACER_LIMITS = (Limit(29, 1.0), Limit(1, 1.1, margin=0.1), Limit(19, 60.0))
 # Sends also go out evenly, at most one per 1/30 s, not 29 at once: any 31 sends then span at
 # least 1 s + 1/30 s, so a request may take up to 1/30 s longer than one sent a second after it
 # before Telegram counts 31 in a second (in bursts, a few milliseconds longer was enough).
@@ -157,12 +157,9 @@ class TelegramBot:
         self.paid = paid_rate is not None
         self._audiences: dict[int, tuple[float, int | None]] = {}  # chat -> (asked at, size)
         self._http = AiohttpRequest()
-        self.pacer = Pacer(
-            *PACER_LIMITS[:2],
-            per_group=PACER_LIMITS[2],
-            spacing=PACER_SPACING,
-            paid=paid_limit(paid_rate) if paid_rate is not None else None,
-        )
+        self.paid_rate = paid_rate
+        self.timescale = 1.0
+        self.pacer = self._pacer()
         self.app: Application = (  # type: ignore[type-arg]
             ApplicationBuilder()
             .token(token)
@@ -179,6 +176,24 @@ class TelegramBot:
         self.app.add_handler(ChatMemberHandler(self._membership, ChatMemberHandler.MY_CHAT_MEMBER))
         self.app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
         self.app.add_error_handler(self._error)
+
+    def scale_time(self, timescale: float) -> None:
+        """Hold Telegram's limits and waits (the pace, flood waits, connection retries) at
+        `timescale` times their length: for tests against a fake Bot API whose windows are
+        scaled alike (`retry_after` stays in Telegram's seconds). Before `run`."""
+        self.timescale = timescale
+        self.pacer = self._pacer()
+
+    def _pacer(self) -> Pacer:
+        overall, chat, group = (limit.scaled(self.timescale) for limit in PACER_LIMITS)
+        paid = None if self.paid_rate is None else paid_limit(self.paid_rate)
+        return Pacer(
+            overall,
+            chat,
+            per_group=group,
+            spacing=PACER_SPACING,  # it allows for latency, as the margins do
+            paid=None if paid is None else paid.scaled(self.timescale),
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -202,8 +217,9 @@ class TelegramBot:
                     "token or TELEGRAM_BOT_TOKEN (from @BotFather)"
                 ) from None
             except NetworkError as error:
-                log.warning("telegram: cannot connect (%s); retrying in %.0f s", error, delay)
-                await asyncio.sleep(delay)
+                wait = delay * self.timescale
+                log.warning("telegram: cannot connect (%s); retrying in %g s", error, wait)
+                await asyncio.sleep(wait)
                 delay = min(delay * 2, START_RETRY_MAX)
         await self.app.start()
         assert self.app.updater is not None
@@ -343,7 +359,7 @@ class TelegramBot:
         except RetryAfter as error:
             if not wait_out_flood:
                 raise
-            await asyncio.sleep(_seconds(error.retry_after))
+            await asyncio.sleep(_seconds(error.retry_after) * self.timescale)
             await self.pacer.wait(chat_id, is_group, paid)
             await call()
 

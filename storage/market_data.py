@@ -39,10 +39,14 @@ _INSERT_EVENTS = _statements(
     "INSERT INTO events (ts, recv_ts, venue, symbol, base, position, price, qty, usd) VALUES {}",
     9,
 )
+# Each inserted row is added into its rollup as it is read, in rowid order (the order the
+# in-memory windows add them): a GROUP BY would first sort the batch in a temporary b-tree,
+# which cost more than the upserts it saves (CPU per event on a busy machine: 3.0-3.4 µs with
+# the GROUP BY, 2.7-2.9 without).
 _ROLLUP_INSERTED = (
     "INSERT INTO rollups (minute, venue, base, position, usd, count)"
-    f" SELECT ts / {MS_PER_MINUTE}, venue, base, position, SUM(usd), COUNT(*)"
-    " FROM events WHERE rowid > ? GROUP BY 1, 2, 3, 4"
+    f" SELECT ts / {MS_PER_MINUTE}, venue, base, position, usd, 1"
+    " FROM events WHERE rowid > ?"
     " ON CONFLICT (minute, venue, base, position)"
     " DO UPDATE SET usd = usd + excluded.usd, count = count + excluded.count"
 )

@@ -20,10 +20,12 @@ from bot.model import OutboxItem, Subscription, Thresholds
 from bot.outbox import DeliveryError
 from storage import alerts
 from tests.builders import liquidation
+from tests.chart_faults import broken
 from tests.fakes import FakeDiscord, FakeTelegram
 from tests.fakes.discord import EVERYONE_PERMISSIONS
 from tests.fakes.telegram import MAX_PHOTO_BYTES, png_size
 from tests.harness import WAIT, Fakes
+from tests.pacing import quicken
 from tests.test_discord import ALERTS, GUILD, command, configure, start, stop
 
 # fixtures, shared with the modules that define them
@@ -175,11 +177,6 @@ async def test_a_flood_answer_to_a_photo_is_scheduled_as_the_retry(
         assert (bot.outbox(outbox_id)["status"], fake.rejected_429) == ("sent", 0)
 
 
-def broken(series: object) -> bytes:
-    """A render that fails in the worker process (module level: it is sent there by name)."""
-    raise ValueError("no fonts here")
-
-
 async def test_a_chart_that_fails_to_render_sends_the_text(
     tmp_path: Path, fakes: Fakes, fake: FakeTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -245,7 +242,7 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
     fakes: Fakes,
     fake_discord: FakeDiscord,
 ) -> None:
-    app = App(load_settings(configure(tmp_path, fakes, fake_discord)))
+    app = quicken(App(load_settings(configure(tmp_path, fakes, fake_discord))))
     async with asyncio.timeout(WAIT * 2):
         task = await start(app, fake_discord)
         feed(app)

@@ -1,5 +1,7 @@
 """liqbot run with Discord, end to end: the real discord.py client against a fake Discord REST
-API and gateway, and the venue fakes feeding a cascade; then Telegram and Discord together."""
+API and gateway, and the venue fakes feeding a cascade; then Telegram and Discord together. The
+platforms' limits and waits run at `SCALE` of their length, in the bot and the fakes alike, and the
+fakes enforce them (tests/pacing.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from storage import alerts
 from tests.fakes import FakeDiscord, FakeTelegram, force_order
 from tests.fakes.discord import EVERYONE_PERMISSIONS
 from tests.harness import WAIT, Fakes, traceback_of, write_config
+from tests.pacing import fake_discord as scaled_fake_discord
+from tests.pacing import fake_telegram, quicken
 
 GUILD, ALERTS, CHATTER, OTHER_GUILD, OTHER_CHANNEL = 900, 901, 902, 950, 951
 MANAGE_CHANNELS = 1 << 4
@@ -35,7 +39,7 @@ def restore_discord_endpoints() -> Iterator[None]:
 
 @pytest.fixture
 async def fake_discord(restore_discord_endpoints: None) -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as fake:
+    async with scaled_fake_discord() as fake:
         fake.add_guild(GUILD, "Traders", [ALERTS, CHATTER])
         fake.add_guild(OTHER_GUILD, "Others", [OTHER_CHANNEL])
         yield fake
@@ -88,7 +92,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 async def test_slash_commands_embeds_permissions_and_removal(
     tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = App(load_settings(configure(tmp_path, fakes, fake_discord)))
+    app = quicken(App(load_settings(configure(tmp_path, fakes, fake_discord))))
     async with asyncio.timeout(WAIT * 2):
         task = await start(app, fake_discord)
         assert {c["name"] for c in fake_discord.commands} >= {
@@ -177,12 +181,12 @@ async def test_slash_commands_embeds_permissions_and_removal(
             permissions=admin,
         )
         await fakes[0].push(force_order("ETHUSDT", "SELL", "10", "3000", now_ms()))
-        await app.core.recorder.wait_for(
+        await app.core.chats.wait_for(
             lambda: str(ALERTS) not in {s.chat_id for s in alerts.active_subscriptions(app.db)}
         )
 
         await fake_discord.remove_guild(OTHER_GUILD)
-        await app.core.recorder.wait_for(
+        await app.core.chats.wait_for(
             lambda: (
                 str(OTHER_CHANNEL) not in {s.chat_id for s in alerts.active_subscriptions(app.db)}
             )
@@ -203,8 +207,8 @@ async def test_slash_commands_embeds_permissions_and_removal(
 async def test_one_run_serves_telegram_and_discord_together(
     tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord
 ) -> None:
-    async with FakeTelegram() as telegram:
-        app = App(load_settings(configure(tmp_path, fakes, fake_discord, telegram)))
+    async with fake_telegram() as telegram:
+        app = quicken(App(load_settings(configure(tmp_path, fakes, fake_discord, telegram))))
         async with asyncio.timeout(WAIT * 2):
             task = await start(app, fake_discord)
             admin = EVERYONE_PERMISSIONS | MANAGE_CHANNELS
@@ -220,6 +224,13 @@ async def test_one_run_serves_telegram_and_discord_together(
             await telegram.wait_until(lambda: len(telegram.messages_to(1001)) == 1)
             telegram.enqueue(telegram.command(1001, 1001, "/set liq 40k"))
             await telegram.wait_until(lambda: len(telegram.messages_to(1001)) == 2)
+            # Both chats' first passes settle them (what is already crossed then starts disarmed).
+            await app.core.recorder.wait_for(
+                lambda: all(
+                    app.core.engine.has_settled(chat)
+                    for chat in (f"discord:{ALERTS}", "telegram:1001")
+                )
+            )
 
             await fakes[0].push(force_order("BTCUSDT", "SELL", "0.5", "91000", now_ms()))
             await fake_discord.wait_until(lambda: bool(fake_discord.messages_to(ALERTS)))

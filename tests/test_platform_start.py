@@ -17,6 +17,7 @@ from bot.errors import StartupError
 from bot.main import App
 from tests.fakes import FakeDiscord, FakeTelegram
 from tests.harness import WAIT, Fakes, write_config
+from tests.pacing import quicken
 from tests.test_startup import ROOT, offline_config
 
 WRONG_TELEGRAM = "123456:WRONG-secret-token"
@@ -153,7 +154,7 @@ async def test_an_unreachable_telegram_is_retried_and_run_goes_on(
         write_config(tmp_path, fakes),
         '[telegram]\ntoken = "123456:TEST-TOKEN"\napi_url = "http://127.0.0.1:9"\n',
     )
-    app = App(load_settings(config))
+    app = quicken(App(load_settings(config)))  # retries 1 s apart, then 2 s (scaled)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     retried = RetryLog(times=2)

@@ -1,5 +1,6 @@
 """liqbot run with Telegram, end to end: the real python-telegram-bot against a fake Bot API
-that enforces Telegram's limits, and the venue fakes feeding a cascade."""
+that enforces Telegram's limits, and the venue fakes feeding a cascade. The limits and waits run
+at `SCALE` of their length, in the bot and the fake alike (tests/pacing.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bot.main import App
 from storage import alerts
 from tests.fakes import FakeTelegram, force_order
 from tests.harness import WAIT, Fakes, write_config
+from tests.pacing import fake_telegram, quicken
 
 ALICE, BOB, CAROL, DAVE = 1001, 1002, 1003, 1004  # private chats (chat id = user id)
 GROUP, GROUP_ADMIN, GROUP_MEMBER = -2001, 501, 502
@@ -23,7 +25,7 @@ GROUP, GROUP_ADMIN, GROUP_MEMBER = -2001, 501, 502
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
+    async with fake_telegram() as fake:
         fake.set_member(GROUP, GROUP_ADMIN, "administrator")
         fake.set_member(GROUP, GROUP_MEMBER, "member")
         yield fake
@@ -59,7 +61,7 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
 ) -> None:
     binance = fakes[0]
     settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
-    app = App(settings)
+    app = quicken(App(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with asyncio.timeout(WAIT * 3):
@@ -88,12 +90,18 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
         await say(telegram, CAROL, CAROL, "/subscribe", "Subscribed.")
         await say(telegram, CAROL, CAROL, "/set whale 10k", "Saved.")
         telegram.block_chat(CAROL)
+        # The chats' first passes settle them (what is already crossed then starts disarmed).
+        await app.core.recorder.wait_for(
+            lambda: all(
+                app.core.engine.has_settled(f"telegram:{chat}") for chat in (ALICE, GROUP, CAROL)
+            )
+        )
 
         await binance.push(force_order("BTCUSDT", "SELL", "0.5", "91000", now_ms()))
         await telegram.wait_until(
             lambda: bool(headlines(telegram, ALICE) and headlines(telegram, GROUP))
         )
-        await app.core.recorder.wait_for(
+        await app.core.chats.wait_for(
             lambda: not (alerts.load_subscription(app.db, "telegram", str(CAROL)) or 0).active  # type: ignore[union-attr]
         )
         assert headlines(telegram, ALICE) == ["$45.5K liquidated in 5m, 100% longs"]
@@ -104,7 +112,7 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
         await task
 
         sent_before = len(telegram.sent)
-        again = App(settings)
+        again = quicken(App(settings))
         assert {s.chat_id for s in alerts.active_subscriptions(again.db)} == {
             str(ALICE),
             str(BOB),
@@ -121,7 +129,7 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
     tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
 ) -> None:
     settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
-    app = App(settings)
+    app = quicken(App(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with asyncio.timeout(WAIT * 2):
@@ -130,7 +138,7 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
         telegram.enqueue(telegram.migrate(GROUP, -1002001))
         telegram.enqueue(telegram.my_chat_member(ALICE, "member", "kicked", chat_type="private"))
         await telegram.wait_until(lambda: len(telegram.pending) == 0)
-        await app.core.recorder.wait_for(
+        await app.core.chats.wait_for(
             lambda: {s.chat_id for s in alerts.active_subscriptions(app.db)} == {"-1002001"}
         )
         await say(telegram, ALICE, ALICE, "/subscribe", "Subscribed.")  # resumed
@@ -142,7 +150,7 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
 async def start_app(
     tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
 ) -> tuple[App, asyncio.Event, asyncio.Task[None]]:
-    app = App(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
+    app = quicken(App(load_settings(config_with_telegram(tmp_path, fakes, telegram))))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     await telegram.wait_until(lambda: bool(telegram.commands))  # polling has begun
@@ -155,14 +163,16 @@ async def test_one_chats_pace_never_delays_another_chats_help(
     _, stop, task = await start_app(tmp_path, fakes, telegram)
     busy = (ALICE, BOB, CAROL)
     async with asyncio.timeout(WAIT * 2):
-        for chat in busy:  # each chat's replies go at most one per 1.1 s: 4 take 3.3 s
+        for chat in busy:  # each chat's replies go at most one per 1.1 s: 4 take 3.3 s (scaled)
             for _ in range(4):
                 telegram.enqueue(telegram.command(chat, chat, "/help"))
         telegram.enqueue(telegram.command(DAVE, DAVE, "/help"))
         await telegram.wait_until(lambda: bool(telegram.messages_to(DAVE)))
         first = min(m.time for m in telegram.sent)
         dave = next(m.time for m in telegram.sent if m.chat_id == DAVE)
-        assert dave - first < 0.5  # served one at a time, it came after 12 replies (9.9 s)
+        # Served one at a time, it would have come after 12 replies (9.9 s, 1.8 s scaled); 0.5 s
+        # allows for the replies ahead of it at the free pace (1/30 s each, not scaled).
+        assert dave - first < 0.5
         assert telegram.messages_to(DAVE)[0].startswith("/start - ")
         await telegram.wait_until(lambda: all(len(telegram.messages_to(c)) == 4 for c in busy))
         assert telegram.rejected_429 == 0

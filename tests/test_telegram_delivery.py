@@ -1,7 +1,8 @@
 """Delivering alerts to Telegram: `liqbot run` (the real App, python-telegram-bot and the outbox
 worker) against a fake Bot API that answers floods, outages, blocks, unknown chats and group
 migrations as Telegram does. Also: long alerts in parts, HTML escaping, a button press, and the
-bot token kept out of the logs."""
+bot token kept out of the logs. Telegram's limits and the outbox's waits run at `SCALE` of their
+length, in the bot and the fake alike (tests/pacing.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from handlers.telegram import FAILED_REPLY
 from storage import alerts
 from tests.fakes import FakeTelegram
 from tests.harness import WAIT, Fakes, traceback_of, write_config
+from tests.pacing import SCALE, TELEGRAM_CHAT_PACE, fake_telegram, quicken
 
 TOKEN = "123456:TEST-TOKEN"
 BAD_GATEWAY = "<html>502</html>"  # what Telegram's front end answers when the API is down
@@ -126,7 +128,7 @@ async def running(tmp_path: Path, fakes: Fakes, fake: FakeTelegram) -> AsyncIter
     config.write_text(
         config.read_text() + f'\n[telegram]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}"\n'
     )
-    app = App(load_settings(config))
+    app = quicken(App(load_settings(config)))
     deliveries = Deliveries(app.core.workers["telegram"], app)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
@@ -143,7 +145,7 @@ async def running(tmp_path: Path, fakes: Fakes, fake: FakeTelegram) -> AsyncIter
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram(TOKEN) as telegram:
+    async with fake_telegram(TOKEN) as telegram:
         yield telegram
 
 
@@ -175,7 +177,7 @@ async def test_a_flood_answer_is_waited_out_and_the_alert_arrives_once(
         assert delivered is None
         sent = [m for m in fake.sent if m.chat_id == 3001]
         assert [m.text for m in sent] == ["$352M liquidated in 1h, 90% longs\nBTC $200M"]
-        assert sent[0].time - started >= 1.0 - 0.002  # the fake's clock counts whole ms
+        assert sent[0].time - started >= SCALE * 1.0 - 0.002  # the fake's clock counts whole ms
         assert len(bot.raw_texts(3001)) == 2  # the refused call, then the one that arrived
         row = bot.outbox(outbox_id)
         assert (row["status"], row["attempts"], row["error"]) == ("sent", 2, None)
@@ -208,8 +210,8 @@ async def test_a_bad_gateway_is_retried_with_backoff_and_delivered_once(
             None,
         ]
         assert fake.messages_to(3011) == ["BTC whale: $12.3M long liquidated on Bybit"]
-        # Backoff of 1 s, then 2 s, between the attempts.
-        assert fake.sent[-1].time - started >= 3.0 - 0.002
+        # Backoff of 1 s, then 2 s, between the attempts (scaled).
+        assert fake.sent[-1].time - started >= SCALE * 3.0 - 0.002
         row = bot.outbox(outbox_id)
         assert (row["status"], row["attempts"], row["error"]) == ("sent", 3, None)
         assert bot.subscription(3011) == Subscription("telegram", "3011")
@@ -235,15 +237,23 @@ async def test_chats_answered_401_or_a_non_json_200_back_off_while_others_get_al
             on_time.append(next(m.time for m in fake.sent if m.chat_id == chat) - asked)
         await bot.deliveries.wait_for(6 + 6)  # 3 failed attempts each, 6 alerts delivered
 
-        assert max(on_time) < 1.0  # seconds from enqueue to arrival, for every other chat
+        # Seconds from enqueue to arrival, for every other chat: less than the failing chats'
+        # longest wait here (4 s scaled), which a worker asleep until their retries would show.
+        # (Not less than one step, 0.1 s: latency, up to 0.2 s on a loaded machine, is not
+        # scaled; the outbox's own tests show a failing chat holds up no one, on a manual clock.)
+        assert max(on_time) < SCALE * 4.0
         for chat, outbox_id in failing.items():
             times = attempts(fake, chat)
             assert len(times) == 3  # bounded: no attempt beyond the ones counted
             first, second = times[1] - times[0], times[2] - times[1]
-            assert 1.0 <= first < 1.9 and 2.0 <= second < 2.9  # backed off, growing
+            # Backed off, growing (1 s, 2 s, 4 s scaled, each from the answer): the first retry
+            # also waits for the chat's pace, 1.1 s, which keeps its 0.1 s margin at any scale.
+            assert SCALE * 1.0 <= first < TELEGRAM_CHAT_PACE + SCALE * 0.9
+            assert SCALE * 2.0 <= second < SCALE * 2.9
             row = bot.outbox(outbox_id)
             assert (row["status"], row["attempts"]) == ("pending", 3)
-            assert 4.0 <= row["next_attempt_at"] / 1000 - times[2] < 4.5  # 4 s after the answer
+            after_answer = row["next_attempt_at"] / 1000 - times[2]
+            assert SCALE * 4.0 <= after_answer < SCALE * 4.5  # 4 s after the answer
         assert bot.outbox(failing[revoked])["error"] == "InvalidToken: Unauthorized"
         assert bot.outbox(failing[garbled])["error"].startswith("TelegramError: Invalid server")
         raised = [r.message for r in caplog.records if traceback_of(r) and r.name == "bot.outbox"]
@@ -361,7 +371,7 @@ async def test_a_long_alert_arrives_in_parts_at_line_boundaries(
         assert "\n".join(parts) == text  # cut only between lines, nothing lost, in order
         assert parts[0].startswith("$9.99B liquidated in 24h <b>& more</b>\n000 BTCUSDT")
         assert [m.message_id for m in sent] == sorted(m.message_id for m in sent)
-        assert all(b.time - a.time >= 1.0 for a, b in itertools.pairwise(sent))  # paced
+        assert all(b.time - a.time >= SCALE * 1.0 for a, b in itertools.pairwise(sent))  # paced
         assert {m.parse_mode for m in sent} == {"HTML"}
         assert all(m.link_preview_options == {"is_disabled": True} for m in sent)
         raw = bot.raw_texts(3061)

@@ -149,9 +149,17 @@ def _option_type(value: object) -> int:
 class FakeDiscord(FakeVenue):
     """Fake Discord; see the module docstring for wiring discord.py to it."""
 
-    def __init__(self, token: str = "fake-discord-token", heartbeat_interval_ms: int = 41250):
+    def __init__(
+        self,
+        token: str = "fake-discord-token",
+        heartbeat_interval_ms: int = 41250,
+        window_scale: float = 1.0,
+    ):
+        """``window_scale``: the limits' windows (1 s, 5 s) last this many times as long, as
+        does the ``retry_after`` of a 429 they answer."""
         super().__init__()
         self.token, self.heartbeat_interval_ms = token, heartbeat_interval_ms
+        self.window_scale = window_scale
         self.gateway_refuses_token = False  # IDENTIFY closed 4004 although REST accepts it
         self._ids = itertools.count((int(time.time() * 1000) - _EPOCH_MS) << 22)
         self.bot_id = self.application_id = self.snowflake()
@@ -515,14 +523,14 @@ class FakeDiscord(FakeVenue):
 
     def _over_limit(self, method: str, match: re.Match[str]) -> web.Response | None:
         """A 429 as Discord answers it if this request breaks a limit; else count it."""
-        now = time.monotonic()
-        while self._recent and self._recent[0] <= now - 1.0:
+        now, second = time.monotonic(), self.window_scale
+        while self._recent and self._recent[0] <= now - second:
             self._recent.popleft()
         if len(self._recent) >= self.global_per_second:
-            return _too_many(self._recent[0] + 1.0 - now, global_=True)
+            return _too_many(self._recent[0] + second - now, global_=True)
         channel = match.groupdict().get("channel_id")
         if method == "POST" and channel is not None:
-            count, seconds = self.channel_messages
+            count, seconds = self.channel_messages[0], self.channel_messages[1] * second
             posts = self._channel_posts.setdefault(int(channel), deque())
             while posts and posts[0] <= now - seconds:
                 posts.popleft()
