@@ -21,6 +21,7 @@ import logging
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -57,12 +58,21 @@ BULK_STATES = 10_000  # a pass that records more rule states freezes them (see b
 PRIMED = RuleState(False, 0)  # over its threshold when the chat arrived: disarmed, never fired
 
 
-Index = tuple[RuleBook, dict[StateKey, RuleState], Arming]  # what the engine starts from
+@dataclass(frozen=True, slots=True)
+class Index:
+    """What the engine starts from, read from storage and built by `read_index` (in `liqbot
+    run`, on the writer's thread: see bot.core.load_start)."""
+
+    book: RuleBook
+    states: dict[StateKey, RuleState]
+    arming: Arming
+    open: set[str]  # chats whose window story may escalate
+    stories: dict[str, Story]  # open cascades, to close with a summary
 
 
-def _index(db: Database) -> Index:
+def read_index(db: Database) -> Index:
     book, states = RuleBook(alerts.active_subscriptions(db)), alerts.load_rule_states(db)
-    return book, states, Arming(book, states)
+    return Index(book, states, Arming(book, states), _open_stories(states), alerts.load_stories(db))
 
 
 class AlertEngine:
@@ -72,13 +82,11 @@ class AlertEngine:
         market: MarketState,
         norms: Norms,
         derivatives: Derivatives,
+        index: Index,
         on_enqueued: Callable[[set[str]], None] = lambda platforms: None,
         writer: Writer | None = None,
         clock: Clock = SYSTEM,
-        index: Index | None = None,
     ) -> None:
-        """`index`: what `load_index` read and built; else it is read and built here, on the
-        caller's thread (tests, tools)."""
         self.db = db
         self.market = market
         self.norms = norms
@@ -86,11 +94,9 @@ class AlertEngine:
         self.on_enqueued = on_enqueued
         self.writer = writer if writer is not None else Writer.inline(db)
         self.clock = clock
-        if index is None:
-            index = _index(db)
-        self.book, self._states, self.arming = index
-        self._open = _open_stories(self._states)  # chats whose window story may escalate
-        self._stories = alerts.load_stories(db)  # open cascades, to close with a summary
+        self.book, self._states, self.arming = index.book, index.states, index.arming
+        self._open = index.open
+        self._stories = index.stories
         self._largest: dict[str, Liquidation] = {}  # per base, since the last pass
         # Chats whose rules already over threshold start disarmed (see the module's note).
         self._arriving: set[str] = set() if self.states else set(self.book.by_key)
@@ -100,13 +106,6 @@ class AlertEngine:
         self._in_pass = False
         self._changes: list[Subscription] = []  # settings changes that came during a pass
         self.decided: Counter[str] = Counter()  # alerts recorded, by rule (for metrics)
-
-    @staticmethod
-    async def load_index(writer: Writer) -> Index:
-        """Read the subscriptions and rule states on the writer's thread and index them there
-        (building 100,000 chats' index takes the loop's thread only at the GIL's switches)."""
-        with heap.bulk_build():
-            return await writer.call(_index)
 
     @property
     def states(self) -> dict[StateKey, RuleState]:

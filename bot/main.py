@@ -20,7 +20,7 @@ from bot.chart_service import ChartService
 from bot.clock import SYSTEM, Clock
 from bot.commands import CommandCore
 from bot.config import Settings
-from bot.core import Core
+from bot.core import Core, Start, load_start
 from bot.errors import StartupError
 from bot.feeds import Collector, send_new
 from bot.model import FundingRate, OpenInterest, SourceHealth, merge_health
@@ -54,18 +54,25 @@ class App:
     commands, the platform clients, and at `run` the collectors and pollers. Every long-running
     task runs under `supervisor`. `run()` returns after `stop` is set."""
 
-    def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        writer: Writer,
+        db: Database,
+        start: Start,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        """From what `open` opened and loaded (nothing here reads much: the loop keeps
+        serving)."""
         self.settings = settings
         self.clock = clock
-        path = settings.storage.path
-        # The writer opens (and migrates) the database first, in its own thread.
-        self.writer = Writer.open(partial(open_database, path))
-        self.db = open_database(path)  # the loop's connection: reads
+        self.writer = writer
+        self.db = db  # the loop's connection: reads
         self.collectors: list[Collector] = []
         self.supervisor = Supervisor(clock)
         self.core = Core(
             self.db,
-            clock.now_ms(),
+            start,
             health=self._source_health,
             writer=self.writer,
             outbox_max_age=settings.outbox.max_age,
@@ -115,6 +122,22 @@ class App:
                 charts=self.charts,
             )
             self.core.add_channel(discord.PLATFORM, Channel(self.discord.send, DISCORD_CONCURRENCY))
+
+    @classmethod
+    async def open(cls, settings: Settings, clock: Clock = SYSTEM) -> App:
+        """Open storage and load what the core starts from on the writer's thread, then build
+        the app: at 100,000 chats the load takes about a second, during which the loop keeps
+        running whatever else it has."""
+        path = settings.storage.path
+        # The writer opens (and migrates) the database first, in its own thread.
+        writer = await Writer.start(partial(open_database, path))
+        try:
+            db = open_database(path)  # the loop's connection: reads
+            start = await load_start(writer, clock.now_ms())
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(settings, writer, db, start, clock)
 
     def _source_health(self) -> list[SourceHealth]:
         """One health per venue, merged over its connections (what `status` shows)."""
@@ -166,11 +189,15 @@ class App:
                 if not fatal.cancelled():
                     raise fatal.result()
         finally:
-            await self.writer.close()
-            if self.charts is not None:
-                self.charts.close()
+            await self.close()
         if self.fatal is not None:
             raise self.fatal
+
+    async def close(self) -> None:
+        """Close the writer (once its work is done) and the chart worker (`run` does, last)."""
+        await self.writer.close()
+        if self.charts is not None:
+            self.charts.close()
 
     async def _or_stop(self, run: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
         """A platform's run; a StartupError (a refused token) stops all of `run`."""
@@ -315,7 +342,8 @@ def run_forever(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await App(settings).run(stop)
+        app = await App.open(settings)
+        await app.run(stop)
 
     try:
         asyncio.run(main())

@@ -35,7 +35,7 @@ async def test_a_task_killed_mid_flight_is_logged_counted_and_restarted(
     tmp_path: Path, fakes: Fakes, caplog: pytest.LogCaptureFixture
 ) -> None:
     binance = fakes[0]
-    app = App(load_settings(write_config(tmp_path, fakes)))
+    app = await App.open(load_settings(write_config(tmp_path, fakes)))
     app.supervisor.backoff_min = 0.05  # the first restart after 50 ms, not 1 s
     deliver = app.core.on_liquidations
     calls = 0
@@ -77,7 +77,7 @@ async def test_a_fatal_condition_stops_every_task_and_ends_run(
     tmp_path: Path, fakes: Fakes
 ) -> None:
     binance, _, _ = fakes
-    app = App(load_settings(write_config(tmp_path, fakes)))
+    app = await App.open(load_settings(write_config(tmp_path, fakes)))
     connected = asyncio.Event()
 
     async def storage_gone() -> None:
@@ -100,8 +100,9 @@ def test_run_forever_turns_fatal_into_one_line_and_exit_1(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Doomed:
-        def __init__(self, settings: Settings) -> None:
-            pass
+        @classmethod
+        async def open(cls, settings: Settings) -> Doomed:
+            return cls()
 
         async def run(self, stop: asyncio.Event) -> None:
             raise Fatal("storage: the database could not be written for 900 s (disk full)")

@@ -88,7 +88,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 async def test_slash_commands_embeds_permissions_and_removal(
     tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = App(load_settings(configure(tmp_path, fakes, fake_discord)))
+    app = await App.open(load_settings(configure(tmp_path, fakes, fake_discord)))
     async with asyncio.timeout(WAIT * 2):
         task = await start(app, fake_discord)
         assert {c["name"] for c in fake_discord.commands} >= {
@@ -204,7 +204,7 @@ async def test_one_run_serves_telegram_and_discord_together(
     tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord
 ) -> None:
     async with FakeTelegram() as telegram:
-        app = App(load_settings(configure(tmp_path, fakes, fake_discord, telegram)))
+        app = await App.open(load_settings(configure(tmp_path, fakes, fake_discord, telegram)))
         async with asyncio.timeout(WAIT * 2):
             task = await start(app, fake_discord)
             admin = EVERYONE_PERMISSIONS | MANAGE_CHANNELS

@@ -59,7 +59,7 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
 ) -> None:
     binance = fakes[0]
     settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
-    app = App(settings)
+    app = await App.open(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with asyncio.timeout(WAIT * 3):
@@ -104,7 +104,7 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
         await task
 
         sent_before = len(telegram.sent)
-        again = App(settings)
+        again = await App.open(settings)
         assert {s.chat_id for s in alerts.active_subscriptions(again.db)} == {
             str(ALICE),
             str(BOB),
@@ -121,7 +121,7 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
     tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
 ) -> None:
     settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
-    app = App(settings)
+    app = await App.open(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with asyncio.timeout(WAIT * 2):
@@ -142,7 +142,7 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
 async def start_app(
     tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
 ) -> tuple[App, asyncio.Event, asyncio.Task[None]]:
-    app = App(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
+    app = await App.open(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     await telegram.wait_until(lambda: bool(telegram.commands))  # polling has begun
