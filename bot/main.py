@@ -23,6 +23,7 @@ from bot.config import Settings
 from bot.core import Core, Start, load_start
 from bot.errors import StartupError
 from bot.feeds import Collector, send_new
+from bot.loop_lag import LoopLag
 from bot.model import FundingRate, OpenInterest, SourceHealth, merge_health
 from bot.operations import Operations
 from bot.outbox import Channel
@@ -60,11 +61,12 @@ class App:
         writer: Writer,
         db: Database,
         start: Start,
+        lag: LoopLag,
         clock: Clock = SYSTEM,
     ) -> None:
-        """From what `open` opened and loaded (nothing here reads much: the loop keeps
-        serving)."""
+        """From what `open` opened, loaded and sampled (nothing here reads much)."""
         self.settings = settings
+        self.lag = lag
         self.clock = clock
         self.writer = writer
         self.db = db  # the loop's connection: reads
@@ -129,15 +131,31 @@ class App:
         the app: at 100,000 chats the load takes about a second, during which the loop keeps
         running whatever else it has."""
         path = settings.storage.path
-        # The writer opens (and migrates) the database first, in its own thread.
-        writer = await Writer.start(partial(open_database, path))
+        lag = LoopLag(clock)  # sampled from the first moment: start-up's lag is reported too
+        sampling = asyncio.create_task(lag.run())
+        began = clock.monotonic()
         try:
-            db = open_database(path)  # the loop's connection: reads
-            start = await load_start(writer, clock.now_ms())
-        except BaseException:
-            await writer.close()
-            raise
-        return cls(settings, writer, db, start, clock)
+            # The writer opens (and migrates) the database first, in its own thread.
+            writer = await Writer.start(partial(open_database, path))
+            try:
+                db = open_database(path)  # the loop's connection: reads
+                start = await load_start(writer, clock.now_ms())
+                app = cls(settings, writer, db, start, lag, clock)
+            except BaseException:
+                await writer.close()
+                raise
+        finally:
+            sampling.cancel()
+            await asyncio.wait((sampling,))
+        summary = lag.summary()
+        log.info(
+            "started in %.1f s: %d chat(s), %d rule state(s); loop lag meanwhile: %s",
+            clock.monotonic() - began,
+            len(start.index.book.by_key),
+            len(start.index.states),
+            "not sampled" if summary is None else f"p99 {summary.p99} ms, max {summary.max} ms",
+        )
+        return app
 
     def _source_health(self) -> list[SourceHealth]:
         """One health per venue, merged over its connections (what `status` shows)."""
@@ -171,6 +189,7 @@ class App:
                     self.core,
                     self._source_health,
                     self.writer,
+                    self.lag,
                 )
                 await operations.start()  # a listen address that cannot be served: refused
                 self.supervisor.start()
