@@ -318,7 +318,7 @@ class Bench:
             book = RuleBook(alerts.active_subscriptions(self.db))
             states = dict(NOT_FRESH)
             stories = alerts.load_stories(self.db)
-            index = Index(book, states, Arming(book, states), set(), stories)
+            index = Index(book, states, Arming(book, states), set(), stories, set())
             engine = self.engine_on(Writer.inline(self.db), index)
             work = blocking(lambda: drive(engine.evaluate(self.clock)))
         else:
@@ -330,8 +330,9 @@ class Bench:
         added = await self.lag("fresh deployment", way, work)
         disarmed = sum(not state.armed for state in engine.states.values())
         print(f"    {added:,} alerts recorded, {disarmed:,} rules disarmed", flush=True)
-        with self.db.atomic():
+        with self.db.atomic():  # the calm state's rules again: the next restart loads them
             self.db.execute("DELETE FROM rule_state")
+            alerts.save_rule_states(self.db, self.calm_states)
         delete_outbox_after(self.db, 0)
 
 

@@ -68,11 +68,15 @@ class Index:
     arming: Arming
     open: set[str]  # chats whose window story may escalate
     stories: dict[str, Story]  # open cascades, to close with a summary
+    arriving: set[str]  # chats whose rules already over threshold start disarmed
 
 
 def read_index(db: Database) -> Index:
     book, states = RuleBook(alerts.active_subscriptions(db)), alerts.load_rule_states(db)
-    return Index(book, states, Arming(book, states), _open_stories(states), alerts.load_stories(db))
+    # A fresh deployment (no rule state recorded): every chat is arriving (see the module's note).
+    arriving = set() if states else set(book.by_key)
+    stories = alerts.load_stories(db)
+    return Index(book, states, Arming(book, states), _open_stories(states), stories, arriving)
 
 
 class AlertEngine:
@@ -97,9 +101,8 @@ class AlertEngine:
         self.book, self._states, self.arming = index.book, index.states, index.arming
         self._open = index.open
         self._stories = index.stories
+        self._arriving = index.arriving
         self._largest: dict[str, Liquidation] = {}  # per base, since the last pass
-        # Chats whose rules already over threshold start disarmed (see the module's note).
-        self._arriving: set[str] = set() if self.states else set(self.book.by_key)
         self._whales: list[Liquidation] = []
         self._wake = asyncio.Event()
         self._market_data_changed = True
