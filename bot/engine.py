@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -52,8 +53,8 @@ DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this lon
 MS_PER_MINUTE = 60_000
 SLICE_CHATS = 250  # chats whose outbox items are built between two yields to the loop
 SLICE_FIRED = 2000  # firings applied to the index between two yields
-SLICE_TRIGGERS = 5000  # triggers sorted out between two yields
-SLICE_STATES = 50_000  # committed rule states applied to memory between two yields
+SLICE_TRIGGERS = 1000  # triggers sorted out between two yields
+SLICE_STATES = 10_000  # committed rule states applied to memory between two yields
 BULK_STATES = 10_000  # a pass that records more rule states freezes them (see bot.heap)
 PRIMED = RuleState(False, 0)  # over its threshold when the chat arrived: disarmed, never fired
 
@@ -198,6 +199,7 @@ class AlertEngine:
         self._market_data_changed = False
         whales, self._whales = self._whales, []
         largest, self._largest = self._largest, {}
+        biggest = cascade.Largest(largest)
         self.market.advance(now)
         snap = Snapshot(self.market, self.norms, self.derivatives, now)
         arming = self.arming
@@ -219,7 +221,7 @@ class AlertEngine:
             closing: list[tuple[Subscription, Story, Alert]] = []
             if self._stories:
                 steps = cascade.follow_steps(
-                    self._stories, self.book.by_key, snap, largest, followed, closing
+                    self._stories, self.book.by_key, snap, biggest, followed, closing
                 )
                 for _ in steps:
                     await asyncio.sleep(0)
@@ -238,7 +240,7 @@ class AlertEngine:
                 fired.update(chunk_fired)
                 await asyncio.sleep(0)
             fired.update(rearming.states)  # no rule both re-arms and fires in one pass
-            told, closed = self._stories_told(items, followed, closing, largest, now)
+            told, closed = self._stories_told(items, followed, closing, biggest, now)
             added = await self._record(items, fired, now, stories=(told, closed))
         except BaseException:
             self._whales = whales + self._whales
@@ -321,7 +323,7 @@ class AlertEngine:
         items: list[OutboxItem],
         followed: Mapping[str, Story],
         closing: list[tuple[Subscription, Story, Alert]],
-        largest: Mapping[str, Liquidation],
+        largest: cascade.Largest,
         now: int,
     ) -> tuple[list[Story], list[str]]:
         """The stories window alerts of this pass open or tell, and the chats whose story closes;
@@ -334,7 +336,7 @@ class AlertEngine:
                 story = followed.get(chat) or self._stories.get(chat)
                 if story is None:  # opened now: the largest liquidation of the opening pass
                     opened = cascade.told(None, chat, item.alerts[0], now)
-                    story = cascade.with_largest(opened, self.book.by_key[chat], largest)
+                    story = cascade.with_largest(opened, largest.watched_by(self.book.by_key[chat]))
                 told[chat] = cascade.told(story, chat, item.alerts[0], now)
         closed = []
         for sub, story, summary in closing:
@@ -388,10 +390,10 @@ class AlertEngine:
             self._states.update(states)
             self._track_stories(states.items())
         else:  # a fresh deployment's hundreds of thousands
-            pairs = list(states.items())
-            for start in range(0, len(pairs), SLICE_STATES):
-                self._states.update(pairs[start : start + SLICE_STATES])
-                self._track_stories(pairs[start : start + SLICE_STATES])
+            pairs = iter(states.items())
+            while chunk := list(islice(pairs, SLICE_STATES)):
+                self._states.update(chunk)
+                self._track_stories(chunk)
                 await asyncio.sleep(0)
         self.decided.update(item.rule for item in items)
         if items:
