@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -45,6 +46,7 @@ from bot.writer import Writer
 from storage import alerts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIN_PASS_INTERVAL = 0.25  # seconds between passes triggered by liquidations
 FULL_PASS_INTERVAL = 10.0  # funding, open interest and re-arming are checked at least this often
@@ -55,6 +57,7 @@ SLICE_CHATS = 250  # chats whose outbox items are built between two yields to th
 SLICE_FIRED = 2000  # firings applied to the index between two yields
 SLICE_TRIGGERS = 1000  # triggers sorted out between two yields
 SLICE_STATES = 10_000  # committed rule states applied to memory between two yields
+SLICE_DROP = 50_000  # triggers of a pass freed between two yields
 BULK_STATES = 10_000  # a pass that records more rule states freezes them (see bot.heap)
 PRIMED = RuleState(False, 0)  # over its threshold when the chat arrived: disarmed, never fired
 
@@ -262,6 +265,9 @@ class AlertEngine:
         else:  # the index was rebuilt during the pass: rebuild from the states
             self.arming = Arming(self.book, self.states)
         self._arriving -= arriving
+        await _drop(made)  # (`evaluation.triggers` itself, unless escalations joined it)
+        await _drop(evaluation.triggers)
+        await _drop(evaluation.fired)
         if len(fired) > BULK_STATES:
             heap.freeze()  # a fresh deployment's states: long-lived, out of the collector's way
         return added
@@ -465,6 +471,14 @@ def _open_stories(states: dict[StateKey, RuleState]) -> set[str]:
         for (chat, rule, _), state in states.items()
         if rule == "window" and state.last_total > 0 and not state.armed
     }
+
+
+async def _drop(made: list[T]) -> None:
+    """Free what a pass made from the end, in slices: a fresh deployment's 600,000 triggers
+    freed at once, when the pass returned, held the loop for 100 ms."""
+    while len(made) > SLICE_DROP:
+        del made[-SLICE_DROP:]
+        await asyncio.sleep(0)
 
 
 def _set_apart(
