@@ -43,6 +43,8 @@ DEFERRED = frozenset(
     | {"digest", "button", "chart"}
 )
 START_RETRY_MAX = 60.0
+# The gateway's close code for a token it does not accept (also when it is revoked while running).
+GATEWAY_AUTHENTICATION_FAILED = 4004
 CHART_FILE = "chart.png"
 CHART_FAILED = "The chart could not be drawn just now; try again in a minute."
 ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
@@ -128,6 +130,14 @@ class DiscordBot:
                 raise StartupError(
                     "discord: the bot token was refused (401 Unauthorized): set a valid "
                     "[discord] token or DISCORD_BOT_TOKEN (Developer Portal -> Bot -> Reset Token)"
+                ) from None
+            except discord.ConnectionClosed as error:
+                if error.code != GATEWAY_AUTHENTICATION_FAILED:
+                    raise
+                raise StartupError(
+                    "discord: the gateway refused the bot token (4004 Authentication failed): "
+                    "set a valid [discord] token or DISCORD_BOT_TOKEN (Developer Portal -> Bot -> "
+                    "Reset Token)"
                 ) from None
             except (aiohttp.ClientError, OSError, discord.GatewayNotFound) as error:
                 log.warning("discord: cannot connect (%s); retrying in %.0f s", error, delay)

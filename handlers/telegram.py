@@ -52,6 +52,7 @@ from bot.model import OutboxRow
 from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
 from handlers.telegram_http import AiohttpRequest
+from handlers.telegram_polling import PollingErrors
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,9 @@ class TelegramBot:
                 delay = min(delay * 2, START_RETRY_MAX)
         await self.app.start()
         assert self.app.updater is not None
-        await self.app.updater.start_polling(allowed_updates=list(ALLOWED_UPDATES))
+        await self.app.updater.start_polling(
+            allowed_updates=list(ALLOWED_UPDATES), error_callback=PollingErrors()
+        )
         log.info("telegram: polling as @%s", self.app.bot.username)
         try:
             await asyncio.Event().wait()

@@ -110,6 +110,27 @@ async def test_a_refused_discord_token_ends_run(
     assert str(caught.value) == DISCORD_REFUSED
 
 
+async def test_a_token_the_discord_gateway_refuses_ends_run(
+    tmp_path: Path, fakes: Fakes, restore_discord_endpoints: None
+) -> None:
+    async with FakeDiscord() as fake:
+        fake.gateway_refuses_token = True  # REST logs in; IDENTIFY is closed with 4004
+        config = with_table(
+            write_config(tmp_path, fakes),
+            f'[discord]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}/api/v10"\n'
+            f'gateway_url = "{fake.gateway_url}"\n',
+        )
+        app = App(load_settings(config))
+        async with asyncio.timeout(WAIT):
+            with pytest.raises(StartupError) as caught:
+                await app.run(asyncio.Event())
+    assert str(caught.value) == (
+        "discord: the gateway refused the bot token (4004 Authentication failed): set a valid "
+        "[discord] token or DISCORD_BOT_TOKEN (Developer Portal -> Bot -> Reset Token)"
+    )
+    assert app.supervisor.restarts()["discord"] == 0
+
+
 class RetryLog(logging.Handler):
     """Sets `done` once Telegram's "cannot connect; retrying" was logged `times` times."""
 

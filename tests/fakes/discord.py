@@ -152,6 +152,7 @@ class FakeDiscord(FakeVenue):
     def __init__(self, token: str = "fake-discord-token", heartbeat_interval_ms: int = 41250):
         super().__init__()
         self.token, self.heartbeat_interval_ms = token, heartbeat_interval_ms
+        self.gateway_refuses_token = False  # IDENTIFY closed 4004 although REST accepts it
         self._ids = itertools.count((int(time.time() * 1000) - _EPOCH_MS) << 22)
         self.bot_id = self.application_id = self.snowflake()
         self.owner_id, self.user_id = self.snowflake(), self.snowflake()
@@ -366,7 +367,7 @@ class FakeDiscord(FakeVenue):
         if op == 1:
             self.heartbeats += 1
             await self._send(session, {"op": 11})
-        elif op in (2, 6) and d.get("token") != self.token:
+        elif op in (2, 6) and (self.gateway_refuses_token or d.get("token") != self.token):
             await conn.ws.close(code=4004, message=b"Authentication failed.")
         elif op == 2:
             await self._identify(session)

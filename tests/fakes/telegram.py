@@ -50,6 +50,13 @@ _NOT_MODIFIED = (
 _GIFTS = "unlimited_gifts limited_gifts unique_gifts premium_subscription gifts_from_channels"
 
 
+# Telegram's answer to getUpdates while another connection polls with the same token.
+OTHER_POLLER = (
+    "Conflict: terminated by other getUpdates request; make sure that only one bot instance "
+    "is running"
+)
+
+
 class ApiError(Exception):
     """A Bot API error answer, raised by method handlers and rendered by the endpoint."""
 
@@ -209,6 +216,7 @@ class FakeTelegram(FakeVenue):
         self.answered: list[JSON] = []  # answerCallbackQuery parameters
         self.calls: list[tuple[str, JSON]] = []  # (method, decoded parameters), in order
         self.pending: list[JSON] = []  # updates not yet confirmed by a getUpdates offset
+        self.other_polls = 0  # the next getUpdates calls answered 409, as when another polls
         self.rejected_429 = 0
         self.photos: dict[str, bytes] = {}  # file_id -> the uploaded image
         self.paid_sent = 0  # accepted sends that carried allow_paid_broadcast
@@ -384,6 +392,9 @@ class FakeTelegram(FakeVenue):
 
     async def _api_getUpdates(self, params: JSON) -> list[JSON]:
         """Confirm updates below ``offset``; long-poll up to ``timeout`` s if none are left."""
+        if self.other_polls > 0:
+            self.other_polls -= 1
+            raise ApiError(409, OTHER_POLLER)
         if (offset := params.get("offset") or 0) > 0:  # negative offsets are not modelled
             self.pending = [u for u in self.pending if u["update_id"] >= offset]
         if not self.pending and (timeout := params.get("timeout") or 0) > 0:

@@ -1,0 +1,87 @@
+"""Long polling that fails says so in one line, not a traceback per failed getUpdates: a 409
+Conflict (another process polls with the same bot token) is an error naming the mistake, and
+the bot goes on polling once it clears."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from telegram.error import Conflict, NetworkError
+
+from bot.config import load_settings
+from bot.main import App
+from handlers.telegram_polling import PollingErrors
+from tests.fakes import FakeTelegram
+from tests.fakes.telegram import OTHER_POLLER
+from tests.harness import WAIT, Fakes
+from tests.test_telegram import ALICE, config_with_telegram, say
+
+CONFLICT_LINE = (
+    f"telegram: another process is polling with this bot token ({OTHER_POLLER}){{since}}: run "
+    "one liqbot per token, or give each its own bot from @BotFather"
+)
+
+
+class Records(logging.Handler):
+    """Every record that reaches the root logger; `conflict` is set by liqbot's 409 line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.conflict = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        if record.getMessage().startswith("telegram: another process"):
+            self.conflict.set()
+
+
+async def test_another_poller_is_one_clear_error_and_polling_goes_on(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    records = Records()
+    logging.getLogger().addHandler(records)
+    try:
+        async with FakeTelegram() as telegram:
+            telegram.other_polls = 1
+            app = App(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
+            stop = asyncio.Event()
+            task = asyncio.create_task(app.run(stop))
+            async with asyncio.timeout(WAIT):
+                await records.conflict.wait()
+                await say(telegram, ALICE, ALICE, "/help", "/start - ")  # polling goes on
+            stop.set()
+            await task
+    finally:
+        logging.getLogger().removeHandler(records)
+    said = [r for r in records.records if r.getMessage().startswith("telegram: another")]
+    assert [(r.levelno, r.getMessage()) for r in said] == [
+        (logging.ERROR, CONFLICT_LINE.format(since=""))
+    ]
+    assert [r.getMessage() for r in records.records if r.exc_info] == []
+
+
+def test_a_lasting_fault_is_repeated_every_ten_minutes_with_its_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    errors = PollingErrors(monotonic=lambda: now[0])
+    caplog.set_level(logging.WARNING, "handlers.telegram")
+    for at in (0.0, 1.0, 1.5, 300.0, 599.0, 600.0, 601.0):
+        now[0] = at
+        errors(Conflict(OTHER_POLLER))
+    errors(NetworkError("httpx.ConnectError: All connection attempts failed"))
+    now[0] = 700.0
+    errors(NetworkError("httpx.ConnectError: All connection attempts failed"))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("ERROR", CONFLICT_LINE.format(since="")),
+        ("ERROR", CONFLICT_LINE.format(since=" (4 more since the last line)")),
+        (
+            "WARNING",
+            "telegram: polling for updates failed (httpx.ConnectError: All connection attempts "
+            "failed); retrying",
+        ),
+    ]
