@@ -120,7 +120,7 @@ async def test_a_token_the_discord_gateway_refuses_ends_run(
             f'[discord]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}/api/v10"\n'
             f'gateway_url = "{fake.gateway_url}"\n',
         )
-        app = App(load_settings(config))
+        app = await App.open(load_settings(config))
         async with asyncio.timeout(WAIT):
             with pytest.raises(StartupError) as caught:
                 await app.run(asyncio.Event())
