@@ -243,7 +243,7 @@ class AlertEngine:
                 fired.update(chunk_fired)
                 await asyncio.sleep(0)
             fired.update(rearming.states)  # no rule both re-arms and fires in one pass
-            told, closed = self._stories_told(items, followed, closing, biggest, now)
+            told, closed = await self._stories_told(items, followed, closing, biggest, now)
             added = await self._record(items, fired, now, stories=(told, closed))
         except BaseException:
             self._whales = whales + self._whales
@@ -324,7 +324,7 @@ class AlertEngine:
             and (now - state.last_fired_at < STORY_MERGE_MS)
         )
 
-    def _stories_told(
+    async def _stories_told(
         self,
         items: list[OutboxItem],
         followed: Mapping[str, Story],
@@ -334,9 +334,12 @@ class AlertEngine:
     ) -> tuple[list[Story], list[str]]:
         """The stories window alerts of this pass open or tell, and the chats whose story closes;
         each closing story's summary joins `items` (unless the chat switched summaries off or is
-        muted). A story told in this pass does not close in it."""
+        muted). A story told in this pass does not close in it. Yields every few stories (4,000
+        opening in one cascade pass took 78 ms)."""
         told: dict[str, Story] = {}
-        for item in items:
+        for number, item in enumerate(items):
+            if number % SLICE_CHATS == SLICE_CHATS - 1:
+                await asyncio.sleep(0)
             if item.rule == "window":
                 chat = f"{item.platform}:{item.chat_id}"
                 story = followed.get(chat) or self._stories.get(chat)
