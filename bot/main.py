@@ -128,8 +128,8 @@ class App:
     @classmethod
     async def open(cls, settings: Settings, clock: Clock = SYSTEM) -> App:
         """Open storage and load what the core starts from on the writer's thread, then build
-        the app: at 100,000 chats the load takes about a second, during which the loop keeps
-        running whatever else it has."""
+        the app. At 100,000 chats the load took 23.7 s on a busy 2-core machine; meanwhile the
+        loop's thread ran for 0.1 s (mostly the lag sampler), free for whatever else it has."""
         path = settings.storage.path
         lag = LoopLag(clock)  # sampled from the first moment: start-up's lag is reported too
         sampling = asyncio.create_task(lag.run())
