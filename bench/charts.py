@@ -62,7 +62,7 @@ def build_app(charts: bool) -> object:
             "charts": {"enabled": charts},
         }
     )
-    return App(settings)
+    return asyncio.run(App.open(settings))
 
 
 def fill(app: object) -> None:

@@ -70,7 +70,7 @@ from sqlite_utils import Database
 
 from bot import heap
 from bot.clock import now_ms
-from bot.core import Core
+from bot.core import Core, read_start
 from bot.engine import MIN_PASS_INTERVAL, AlertEngine
 from bot.market import MS_PER_MINUTE, RollupRow
 from bot.model import (
@@ -398,7 +398,7 @@ def build_world(
     timings["save"] = time.perf_counter() - started
     del subs
     started = time.perf_counter()
-    core = Core(db, now, channels)
+    core = Core(db, read_start(db, now), channels)
     timings["core"] = time.perf_counter() - started
     if len(core.engine.book.by_key) != chats:
         raise SystemExit(f"bench bug: {len(core.engine.book.by_key)} of {chats} chats loaded")

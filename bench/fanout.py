@@ -48,7 +48,7 @@ from sqlite_utils import Database
 from bot.alert import plain
 from bot.clock import now_ms
 from bot.commands import CommandCore
-from bot.core import Core
+from bot.core import Core, read_start
 from bot.delivery_order import delivery_priority
 from bot.main import DISCORD_CONCURRENCY, TELEGRAM_CONCURRENCY
 from bot.model import FAILED, SENT, OutboxItem, OutboxRow, Subscription, Thresholds
@@ -269,7 +269,7 @@ async def run(
     if isinstance(fake, FakeTelegram):
         fake.app.middlewares.append(probe.middleware())
     await fake.start()
-    service = Core(db, now_ms()).chats
+    service = Core(db, read_start(db, now_ms())).chats
     commands = CommandCore(service, Thresholds(), status=dict)
     bot = TelegramBot(
         fake.token,

@@ -36,7 +36,7 @@ from machine import cpu_check  # bench/ is on sys.path when a script here runs
 from sqlite_utils import Database
 
 from bot.clock import now_ms
-from bot.core import Core
+from bot.core import Core, load_start
 from bot.market import HISTORY_MINUTES, MS_PER_MINUTE, WINDOWS, MarketState, RollupRow
 from bot.model import Liquidation, SourceHealth
 from bot.recorder import MAX_BATCH
@@ -353,12 +353,13 @@ class Bot:
 
 
 async def start_bot(path: Path, now: int) -> Bot:
-    """`App.__init__` without chat platforms: the writer thread opens the database, the loop
-    its read connection; Core loads the windows, norms and funding. No subscriptions, so the
-    alert engine collects no whales."""
+    """`App.open` without chat platforms: the writer thread opens the database, the loop its
+    read connection; the writer's thread loads the windows, norms and funding. No
+    subscriptions, so the alert engine collects no whales."""
     writer = await Writer.start(partial(open_database, path))
     health = [SourceHealth(venue, connected=True) for venue in VENUES]
-    core = Core(open_database(path), now, health=lambda: health, writer=writer)
+    start = await load_start(writer, now)
+    core = Core(open_database(path), start, health=lambda: health, writer=writer)
     return Bot(core, health, writer)
 
 

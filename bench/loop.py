@@ -14,9 +14,11 @@ while each situation runs:
   (a few: they take seconds): save on the loop then rebuild the index (`reload_subscriptions`),
   /status rebuilt from SQL. New: save through the writer then `engine.subscription_changed`;
   /status from memory (`LiveStatus`).
-- restart: the engine's start-up on the database. Baseline: subscriptions, states and index
-  read and built on the loop. New: `AlertEngine.load_index` on the writer thread. (The market
-  and norms that Core loads are not the engine's; their load is printed apart.)
+- restart: what `liqbot run` does before its tasks start, on the database. Baseline: Core
+  built on the loop (market rollups, norms, derivatives, subscriptions, rule states and index
+  read and built there: `Core(db, read_start(db, now))`). New: `await App.open(settings)`
+  (the writer thread opens the database and `load_start` reads and builds all that there);
+  its note gives the loop thread's CPU time (`time.thread_time`) during it.
 - fresh deployment: no rule state recorded, thresholds already crossed. Baseline: the first
   pass fires everything, on the loop. New: rules already crossed are recorded disarmed, no
   alerts, on the writer thread.
@@ -47,13 +49,14 @@ from sqlite_utils import Database
 from bot import heap
 from bot.arming import Arming
 from bot.config import settings_from_dict
-from bot.engine import MIN_PASS_INTERVAL, AlertEngine, Index
-from bot.market import HISTORY_MINUTES, MarketState
+from bot.core import Core, read_start
+from bot.engine import MIN_PASS_INTERVAL, AlertEngine, Index, read_index
+from bot.main import App
 from bot.model import RuleState
 from bot.rulebook import RuleBook
 from bot.status import LiveStatus, build_status, render_status
 from bot.writer import Writer
-from storage import alerts, market_data, open_database
+from storage import alerts, open_database
 
 T = TypeVar("T")
 TICK = 0.005  # the probe's sleep
@@ -135,8 +138,9 @@ class GcPauses:
 
 
 class Bench:
-    def __init__(self, world: World, writer: Writer, args: argparse.Namespace) -> None:
+    def __init__(self, world: World, writer: Writer, args: argparse.Namespace, path: Path) -> None:
         self.world = world
+        self.path = path
         self.db = world.db
         self.core = world.core
         self.engine = world.core.engine
@@ -159,12 +163,9 @@ class Bench:
         print(row.line(), flush=True)
         return result
 
-    def engine_on(self, writer: Writer, index: Index | None = None) -> AlertEngine:
+    def engine_on(self, writer: Writer, index: Index) -> AlertEngine:
         core = self.core
-        engine = AlertEngine(
-            self.db, core.market, core.norms, core.derivatives, writer=writer, index=index
-        )
-        return engine
+        return AlertEngine(self.db, core.market, core.norms, core.derivatives, index, writer=writer)
 
     # (a) cascade ---------------------------------------------------------------------------
 
@@ -284,26 +285,28 @@ class Bench:
 
     async def restart(self, way: str) -> None:
         if way == "baseline":
+            core = await self.lag(
+                "restart", way, blocking(lambda: Core(self.db, read_start(self.db, self.clock)))
+            )
+            engine = core.engine
+            print(f"    {len(engine.book.by_key):,} chats, {len(engine.states):,} rule states")
+            return
+        settings = settings_from_dict({"storage": {"path": str(self.path)}})
+        cpu = time.thread_time()
 
-            def start() -> AlertEngine:
-                return self.engine_on(Writer.inline(self.db))
+        async def start() -> App:
+            app = await App.open(settings)
+            heap.freeze()  # what `liqbot run` does once started
+            return app
 
-            engine = await self.lag("restart", way, blocking(start))
-        else:
-
-            async def start_new() -> AlertEngine:
-                engine = self.engine_on(self.writer, await AlertEngine.load_index(self.writer))
-                heap.freeze()  # what `liqbot run` does once started
-                return engine
-
-            engine = await self.lag("restart", way, start_new())
-        print(f"    {len(engine.book.by_key):,} chats, {len(engine.states):,} rule states")
-
-    def market_load_seconds(self) -> float:
-        started = time.perf_counter()
-        market = MarketState(self.clock)
-        market.load_rollups(market_data.read_rollups(self.db, market.minute - HISTORY_MINUTES))
-        return time.perf_counter() - started
+        app = await self.lag("restart", way, start())
+        cpu = time.thread_time() - cpu
+        engine = app.core.engine
+        self.rows[-1].note += f"App.open: {cpu * 1000:.0f} ms CPU on the loop's thread"
+        chats, states = len(engine.book.by_key), len(engine.states)
+        print(f"    {self.rows[-1].note}; {chats:,} chats, {states:,} rule states", flush=True)
+        await app.close()
+        app.db.close()
 
     # (d) fresh deployment ------------------------------------------------------------------
 
@@ -314,18 +317,22 @@ class Bench:
         if way == "baseline":
             book = RuleBook(alerts.active_subscriptions(self.db))
             states = dict(NOT_FRESH)
-            engine = self.engine_on(Writer.inline(self.db), (book, states, Arming(book, states)))
+            stories = alerts.load_stories(self.db)
+            index = Index(book, states, Arming(book, states), set(), stories, set())
+            engine = self.engine_on(Writer.inline(self.db), index)
             work = blocking(lambda: drive(engine.evaluate(self.clock)))
         else:
-            index = await AlertEngine.load_index(self.writer)
+            with heap.bulk_build():  # as `load_start` does
+                index = await self.writer.call(read_index)
             engine = self.engine_on(self.writer, index)
             heap.freeze()  # what `liqbot run` does once started
             work = engine.evaluate(self.clock)
         added = await self.lag("fresh deployment", way, work)
         disarmed = sum(not state.armed for state in engine.states.values())
         print(f"    {added:,} alerts recorded, {disarmed:,} rules disarmed", flush=True)
-        with self.db.atomic():
+        with self.db.atomic():  # the calm state's rules again: the next restart loads them
             self.db.execute("DELETE FROM rule_state")
+            alerts.save_rule_states(self.db, self.calm_states)
         delete_outbox_after(self.db, 0)
 
 
@@ -341,11 +348,11 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
     started = time.perf_counter()
     world = build_world(path, args.chats, args, now, {})
     writer = await Writer.start(lambda: open_database(path))
-    bench = Bench(world, writer, args)
+    bench = Bench(world, writer, args, path)
     print(
         f"{args.chats:,} chats in {len(bench.engine.book.groups):,} groups; world built in"
-        f" {time.perf_counter() - started:.0f} s; market load at start (Core's, not timed"
-        f" here) {bench.market_load_seconds() * 1000:.0f} ms",
+        f" {time.perf_counter() - started:.0f} s (its Core, on the loop:"
+        f" {world.setup_seconds['core']:.1f} s)",
         flush=True,
     )
     probe = asyncio.create_task(bench.probe.run())

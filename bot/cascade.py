@@ -38,12 +38,34 @@ def _peak(story: Story, total: float, long_usd: float, top: str) -> Story:
     return replace(story, peak_usd=total, peak_long_usd=long_usd, top=top)
 
 
-def with_largest(story: Story, sub: Subscription, largest: Mapping[str, Liquidation]) -> Story:
-    """The story with the largest of this pass's liquidations the chat watches, if larger."""
-    for base, event in largest.items():
-        if (not sub.watch or base in sub.watch) and event.usd > story.largest_usd:
-            story = replace(story, largest_usd=event.usd, largest=messages.liquidation(event))
-    return story
+class Largest:
+    """This pass's largest liquidation per base, and the largest of them all: what a chat
+    watches is found without walking every base for every chat (4,000 stories opening in a
+    cascade over 300 bases took 70 ms on the loop)."""
+
+    def __init__(self, by_base: Mapping[str, Liquidation]) -> None:
+        self.by_base = by_base
+        self.overall = max(by_base.values(), key=_usd, default=None)
+
+    def watched_by(self, sub: Subscription) -> Liquidation | None:
+        """The largest liquidation the chat watches (ties: the first base by name)."""
+        if not sub.watch:
+            return self.overall
+        by_base = self.by_base
+        watched = (by_base[base] for base in sorted(sub.watch) if base in by_base)
+        return max(watched, key=_usd, default=None)
+
+
+def _usd(event: Liquidation) -> float:
+    return event.usd
+
+
+def with_largest(story: Story, event: Liquidation | None) -> Story:
+    """The story with `event` (the largest liquidation of this pass the chat watches), if it
+    is larger than the story's."""
+    if event is None or event.usd <= story.largest_usd:
+        return story
+    return replace(story, largest_usd=event.usd, largest=messages.liquidation(event))
 
 
 def largest_by_base(events: Iterable[Liquidation]) -> dict[str, Liquidation]:
@@ -59,7 +81,7 @@ def follow_steps(
     stories: Mapping[str, Story],
     subs: Mapping[str, Subscription],
     snap: Snapshot,
-    largest: Mapping[str, Liquidation],
+    largest: Largest,
     followed: dict[str, Story],
     closed: list[tuple[Subscription, Story, Alert]],
 ) -> Iterator[None]:
@@ -79,7 +101,7 @@ def follow_steps(
         if total > story.peak_usd:
             top = messages.ranked_assets(snap.view(t.window, sub.watch))
             now = _peak(now, total, long_usd, top)
-        now = with_largest(now, sub, largest)
+        now = with_largest(now, largest.watched_by(sub))
         if total < SUBSIDED_SHARE * t.liq or snap.now - now.told_at >= QUIET_MS:
             closed.append((sub, now, messages.cascade_summary(t.window, now, snap.now)))
         elif now is not story:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlite_utils import Database
 
+from bot import heap
 from bot.chats import ChatService, Outboxes
 from bot.clock import SYSTEM, Clock
 from bot.counters import LiquidationCounts
 from bot.derivatives import OI_HISTORY_MS, Derivatives
-from bot.engine import AlertEngine
+from bot.engine import AlertEngine, Index, read_index
 from bot.market import HISTORY_MINUTES, MarketState
 from bot.model import FundingRate, Liquidation, OpenInterest, SourceHealth, Subscription, Thresholds
 from bot.norms import MINUTES_PER_DAY, NORM_DAYS, Norms
@@ -26,6 +29,44 @@ from storage import market_data
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Start:
+    """What Core starts from: the market views and the rule index, read from storage and built
+    by `read_start` on whichever thread calls it (`load_start`: the writer's)."""
+
+    market: MarketState
+    norms: Norms
+    derivatives: Derivatives
+    index: Index
+
+
+def read_start(db: Database, now: int) -> Start:
+    norms = Norms()
+    market = MarketState(now, on_minute_closed=norms.add_minute)
+    minute = market.minute
+    market.load_rollups(market_data.read_rollups(db, minute - HISTORY_MINUTES))
+    norms.load(
+        market_data.read_daily_liquidations(
+            db, (minute // MINUTES_PER_DAY - NORM_DAYS) * MINUTES_PER_DAY, minute
+        ),
+        market_data.read_first_rollup_minute(db),
+        minute,
+    )
+    derivatives = Derivatives()
+    derivatives.update_funding(_funding_rows(market_data.read_funding(db)))
+    derivatives.load_history(market_data.read_open_interest_history(db, now - OI_HISTORY_MS))
+    derivatives.update_open_interest(_interest_rows(market_data.read_open_interest(db)), now)
+    return Start(market, norms, derivatives, read_index(db))
+
+
+async def load_start(writer: Writer, now: int) -> Start:
+    """`read_start` on the writer's thread (its connection): at 100,000 chats the loop's thread
+    would stall for seconds; there it gets the GIL back at every switch interval (sqlite3
+    releases it while SQLite works)."""
+    with heap.bulk_build():
+        return await writer.call(partial(read_start, now=now))
+
+
 class Core:
     """The composition root of everything downstream of the venues. Built in dependency order:
     the recorder, the engine, the chats service, then one outbox worker per channel (channels
@@ -35,7 +76,7 @@ class Core:
     def __init__(
         self,
         db: Database,
-        now: int,
+        start: Start,
         channels: Mapping[str, Channel] | None = None,
         health: Callable[[], Iterable[SourceHealth]] = tuple,
         writer: Writer | None = None,
@@ -46,25 +87,7 @@ class Core:
         self.writer = writer if writer is not None else Writer.inline(db)
         self.clock = clock
         self.outbox_max_age = outbox_max_age
-        self.norms = Norms()
-        self.market = MarketState(now, on_minute_closed=self.norms.add_minute)
-        minute = self.market.minute
-        self.market.load_rollups(market_data.read_rollups(db, minute - HISTORY_MINUTES))
-        self.norms.load(
-            market_data.read_daily_liquidations(
-                db, (minute // MINUTES_PER_DAY - NORM_DAYS) * MINUTES_PER_DAY, minute
-            ),
-            market_data.read_first_rollup_minute(db),
-            minute,
-        )
-        self.derivatives = Derivatives()
-        self.derivatives.update_funding(_funding_rows(market_data.read_funding(db)))
-        self.derivatives.load_history(
-            market_data.read_open_interest_history(db, now - OI_HISTORY_MS)
-        )
-        self.derivatives.update_open_interest(
-            _interest_rows(market_data.read_open_interest(db)), now
-        )
+        self.market, self.norms, self.derivatives = start.market, start.norms, start.derivatives
         self.recorder = Recorder(self.writer, health, clock)
         self.liquidation_counts = LiquidationCounts()
         self.outboxes = Outboxes()
@@ -73,6 +96,7 @@ class Core:
             self.market,
             self.norms,
             self.derivatives,
+            start.index,
             self.outboxes.wake,
             writer=self.writer,
             clock=clock,

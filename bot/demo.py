@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any, TextIO
 
 from bot.clock import SystemClock
-from bot.core import Core
+from bot.core import Core, read_start
 from bot.model import Liquidation, OutboxRow, Thresholds
 from bot.outbox import Channel, DeliveryError, Progress
 from bot.venues import binance, bybit, okx
@@ -88,7 +88,10 @@ class Replay:
         with db.atomic():
             market_data.save_liquidations(db, list(baseline(self.start)))
         self.core = Core(
-            db, self.start, channels={"console": Channel(self._send)}, clock=ReplayClock(self)
+            db,
+            read_start(db, self.start),
+            channels={"console": Channel(self._send)},
+            clock=ReplayClock(self),
         )
         self.contracts: dict[str, okx.Contract] = {}
         self.alerts = 0

@@ -1,5 +1,6 @@
 """The operator side of `liqbot run`, built once in the composition root: the loop-lag sampler
-and the runtime row (supervised tasks), and the HTTP server when `[metrics] listen` is set."""
+(started by `App.open`, so it has start-up's samples), the runtime row (supervised tasks), and
+the HTTP server when `[metrics] listen` is set."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ class Operations:
         core: Core,
         health: Callable[[], Iterable[SourceHealth]],
         writer: Writer,
+        lag: LoopLag,
     ) -> None:
-        self.lag = LoopLag(supervisor.clock)
+        self.lag = lag
         self.runtime = Runtime(
             supervisor,
             health,

@@ -23,7 +23,7 @@ from bot.rulebook import MARKET, Group, GroupKey, RuleBook, StateKey
 from bot.snapshot import Snapshot
 
 GROUPS_PER_STEP = 64  # groups (or funding/OI pairs) looked at between two yields to the loop
-TRIGGERS_PER_STEP = 1000  # or, sooner, once this many triggers were made
+TRIGGERS_PER_STEP = 250  # or, sooner, once this many triggers were made
 
 
 @dataclass(frozen=True, slots=True)

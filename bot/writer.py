@@ -37,18 +37,6 @@ class Writer:
         return cls(db, executor)
 
     @classmethod
-    def open(cls, open_db: Callable[[], Database]) -> Writer:
-        """`start` for callers outside the loop (or before it runs work): waits for the thread
-        to open its connection."""
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-        try:
-            db = executor.submit(open_db).result()
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return cls(db, executor)
-
-    @classmethod
     def inline(cls, db: Database) -> Writer:
         """Run the work on the calling thread, on `db` (in-memory databases, tools)."""
         return cls(db, None)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import SystemClock
-from bot.core import Core
+from bot.core import Core, read_start
 from bot.model import (
     FundingRate,
     Liquidation,
@@ -137,7 +137,7 @@ class Bot:
         self.db = open_database(path)
         self.clock = StepClock(now)
         channels = {PLATFORM: Channel(self.sent, concurrency)}
-        self.core = Core(self.db, now, channels=channels, clock=self.clock)
+        self.core = Core(self.db, read_start(self.db, now), channels=channels, clock=self.clock)
         self.engine = self.core.engine
         self._seen = 0
 

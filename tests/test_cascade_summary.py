@@ -3,12 +3,15 @@ message when it subsides; never without an opening alert."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot import cascade
+from bot.model import Story
 from tests.engine_builders import MINUTE, SECOND, T0, Bot, liq, outbox, sub
 
 COOLDOWN = 1800  # seconds
@@ -101,3 +104,19 @@ async def test_a_summary_never_comes_without_an_opening_alert(
         elif rule == "window":
             opened = True
     bot.db.close()
+
+
+def test_a_chat_s_largest_liquidation_is_the_largest_it_watches() -> None:
+    btc, eth = liq("BTC", "long", 1_300_000, T0), liq("ETH", "short", 2_000_000, T0)
+    sol = liq("SOL", "long", 500_000, T0)
+    largest = cascade.Largest({"BTC": btc, "ETH": eth, "SOL": sol})
+    assert largest.watched_by(sub("market")) == eth
+    assert largest.watched_by(sub("alts", watch=("SOL", "BTC"))) == btc
+    assert largest.watched_by(sub("doge", watch=("DOGE",))) is None
+    assert cascade.Largest({}).watched_by(sub("market")) is None
+    story = Story("telegram:1", T0, T0, 2e6, 1e6, "BTC", largest_usd=1_500_000)
+    assert cascade.with_largest(story, btc) is story  # not larger than the story's
+    assert cascade.with_largest(story, None) is story
+    assert cascade.with_largest(story, eth) == replace(
+        story, largest_usd=2_000_000, largest="$2M ETH short on Binance"
+    )

@@ -227,7 +227,7 @@ async def test_telegram_charts_switched_off_by_the_operator(
     config.write_text(f'[storage]\npath = "{tmp_path / "off.db"}"\n[charts]\nenabled = false\n')
     assert not load_settings(config).charts_enabled
     assert load_settings(None).charts_enabled
-    app = App(load_settings(config))
+    app = await App.open(load_settings(config))
     assert app.charts is None  # alerts go as text, /chart says charts are off
     config.write_text('[charts]\nenabled = "yes"\n')
     with pytest.raises(ConfigError) as raised:
@@ -242,7 +242,7 @@ async def test_discord_alert_embeds_the_chart_and_chart_command_attaches_it(
     fakes: Fakes,
     fake_discord: FakeDiscord,
 ) -> None:
-    app = quicken(App(load_settings(configure(tmp_path, fakes, fake_discord))))
+    app = quicken(await App.open(load_settings(configure(tmp_path, fakes, fake_discord))))
     async with asyncio.timeout(WAIT * 2):
         task = await start(app, fake_discord)
         feed(app)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlite_utils import Database
@@ -21,7 +23,7 @@ from bot.main import App, run_forever
 from bot.model import Liquidation, Subscription, Thresholds
 from bot.supervisor import Fatal
 from bot.writer import Writer
-from storage import alerts, open_database
+from storage import alerts, market_data, open_database
 from tests.clock import ManualClock
 from tests.fakes import force_order
 from tests.harness import WAIT, Fakes, write_config
@@ -35,7 +37,7 @@ async def test_a_task_killed_mid_flight_is_logged_counted_and_restarted(
     tmp_path: Path, fakes: Fakes, caplog: pytest.LogCaptureFixture
 ) -> None:
     binance = fakes[0]
-    app = App(load_settings(write_config(tmp_path, fakes)))
+    app = await App.open(load_settings(write_config(tmp_path, fakes)))
     app.supervisor.backoff_min = 0.05  # the first restart after 50 ms, not 1 s
     deliver = app.core.on_liquidations
     calls = 0
@@ -77,7 +79,7 @@ async def test_a_fatal_condition_stops_every_task_and_ends_run(
     tmp_path: Path, fakes: Fakes
 ) -> None:
     binance, _, _ = fakes
-    app = App(load_settings(write_config(tmp_path, fakes)))
+    app = await App.open(load_settings(write_config(tmp_path, fakes)))
     connected = asyncio.Event()
 
     async def storage_gone() -> None:
@@ -96,12 +98,58 @@ async def test_a_fatal_condition_stops_every_task_and_ends_run(
     assert [t.get_name() for t in asyncio.all_tasks() if t.get_name() in names] == []
 
 
+async def test_start_up_reads_storage_on_the_writer_thread(
+    tmp_path: Path,
+    fakes: Fakes,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The market, the subscriptions, rule states and stories that `liqbot run` starts from are
+    read on the writer's thread, never the loop's; the log says what was loaded."""
+    config = write_config(tmp_path, fakes)
+    db = open_database(load_settings(config).storage.path)
+    with db.atomic():
+        alerts.save_subscription(db, Subscription("telegram", "1", Thresholds()), now_ms())
+    db.close()
+    threads: dict[str, str] = {}
+
+    def traced(name: str, read: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: object) -> Any:
+            threads[name] = threading.current_thread().name
+            return read(*args)
+
+        return call
+
+    for module, name in (
+        (market_data, "read_rollups"),
+        (market_data, "read_open_interest"),
+        (alerts, "active_subscriptions"),
+        (alerts, "load_rule_states"),
+        (alerts, "load_stories"),
+    ):
+        monkeypatch.setattr(module, name, traced(name, getattr(module, name)))
+    with caplog.at_level(logging.INFO, "bot.main"):
+        app = await App.open(load_settings(config))
+    await app.close()
+    assert sorted(threads) == [
+        "active_subscriptions",
+        "load_rule_states",
+        "load_stories",
+        "read_open_interest",
+        "read_rollups",
+    ]
+    assert {thread.split("_")[0] for thread in threads.values()} == {"sqlite-writer"}
+    [started] = [r.message for r in caplog.records if r.message.startswith("started in ")]
+    assert started.split(": ", 1)[1].startswith("1 chat(s), 0 rule state(s); loop lag meanwhile")
+
+
 def test_run_forever_turns_fatal_into_one_line_and_exit_1(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Doomed:
-        def __init__(self, settings: Settings) -> None:
-            pass
+        @classmethod
+        async def open(cls, settings: Settings) -> Doomed:
+            return cls()
 
         async def run(self, stop: asyncio.Event) -> None:
             raise Fatal("storage: the database could not be written for 900 s (disk full)")

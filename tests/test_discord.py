@@ -92,7 +92,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 async def test_slash_commands_embeds_permissions_and_removal(
     tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = quicken(App(load_settings(configure(tmp_path, fakes, fake_discord))))
+    app = quicken(await App.open(load_settings(configure(tmp_path, fakes, fake_discord))))
     async with asyncio.timeout(WAIT * 2):
         task = await start(app, fake_discord)
         assert {c["name"] for c in fake_discord.commands} >= {
@@ -208,7 +208,8 @@ async def test_one_run_serves_telegram_and_discord_together(
     tmp_path: Path, fakes: Fakes, fake_discord: FakeDiscord
 ) -> None:
     async with fake_telegram() as telegram:
-        app = quicken(App(load_settings(configure(tmp_path, fakes, fake_discord, telegram))))
+        settings = load_settings(configure(tmp_path, fakes, fake_discord, telegram))
+        app = quicken(await App.open(settings))
         async with asyncio.timeout(WAIT * 2):
             task = await start(app, fake_discord)
             admin = EVERYONE_PERMISSIONS | MANAGE_CHANNELS

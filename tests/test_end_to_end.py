@@ -54,7 +54,7 @@ async def test_status_json_has_exact_totals_per_venue_side_and_asset(
 ) -> None:
     binance, bybit, okx = fakes
     config = write_config(tmp_path, fakes)
-    app = App(load_settings(config))
+    app = await App.open(load_settings(config))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with asyncio.timeout(WAIT):
@@ -150,7 +150,7 @@ async def test_without_network_it_keeps_retrying_with_clear_logs(
     watcher = LogWatcher()
     logging.getLogger("bot").addHandler(watcher)
     stop = asyncio.Event()
-    app = App(load_settings(config))
+    app = await App.open(load_settings(config))
     task = asyncio.create_task(app.run(stop))
     try:
         async with asyncio.timeout(WAIT):
@@ -221,7 +221,7 @@ async def test_restart_keeps_totals_and_records_the_downtime_as_a_gap(
 ) -> None:
     binance = fakes[0]
     settings = load_settings(write_config(tmp_path, fakes))
-    first = App(settings)
+    first = await App.open(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(first.run(stop))
     async with asyncio.timeout(WAIT):
@@ -232,7 +232,7 @@ async def test_restart_keeps_totals_and_records_the_downtime_as_a_gap(
         await task
         before = first.market.totals("24h")
 
-        second = App(settings)
+        second = await App.open(settings)
         assert second.market.totals("24h") == before
         assert before.total_usd == 90_000.0
         stop = asyncio.Event()
@@ -271,7 +271,7 @@ async def test_run_against_real_universes_gives_exact_totals_and_only_live_perpe
         okx.add_x_perp("XAU-USD_UM_XPERP-250926", "0.0001", 8 * 3_600_000, 9 * 3_600_000)
         fakes = (binance, bybit, okx)
         config = write_config(tmp_path, fakes)
-        app = App(load_settings(config))
+        app = await App.open(load_settings(config))
         stop = asyncio.Event()
         task = asyncio.create_task(app.run(stop))
         async with asyncio.timeout(3 * WAIT):

@@ -69,7 +69,7 @@ async def test_seven_venues_merge_by_base_asset_and_status_says_what_figures_cov
                 "hyperliquid": ("", hyperliquid.base_url),
             },
         )
-        app = App(load_settings(config))
+        app = await App.open(load_settings(config))
         stop = asyncio.Event()
         task = asyncio.create_task(app.run(stop))
         async with asyncio.timeout(WAIT):

@@ -15,7 +15,7 @@ from typing import TypeVar
 import pytest
 from sqlite_utils import Database
 
-from bot.engine import MIN_PASS_INTERVAL, AlertEngine
+from bot.engine import MIN_PASS_INTERVAL, AlertEngine, read_index
 from bot.writer import Writer
 from storage import alerts, open_database
 from tests.clock import ManualClock
@@ -178,9 +178,9 @@ async def test_recording_runs_on_the_writer_thread(path: Path) -> None:
         return await real_call(traced)
 
     writer.call = call  # type: ignore[method-assign]
-    engine = AlertEngine(
-        bot.db, bot.core.market, bot.core.norms, bot.core.derivatives, writer=writer
-    )
+    core = bot.core
+    index = read_index(bot.db)
+    engine = AlertEngine(bot.db, core.market, core.norms, core.derivatives, index, writer=writer)
     try:
         with bot.db.atomic():
             alerts.save_subscription(bot.db, sub("a", liq=100_000), T0)

@@ -15,7 +15,7 @@ import pytest
 
 from bot.alert import plain
 from bot.clock import now_ms
-from bot.core import Core
+from bot.core import Core, read_start
 from bot.model import OutboxItem, OutboxRow
 from bot.outbox import Channel, Progress
 from storage import alerts, open_database
@@ -49,7 +49,8 @@ async def test_an_alert_decided_before_a_crash_is_delivered_once_after_the_resta
         await asyncio.Event().wait()
 
     channels = {PLATFORM: Channel(never_returns)}
-    first = Core(open_database(path), T0, channels=channels, clock=StepClock(T0))
+    db = open_database(path)
+    first = Core(db, read_start(db, T0), channels=channels, clock=StepClock(T0))
     with first.db.atomic():
         alerts.save_subscription(first.db, sub("a", liq=100_000, cooldown=60), T0)
     first.engine.reload_subscriptions()
@@ -127,7 +128,8 @@ async def test_the_outbox_delivers_each_row_once_when_chats_outnumber_slots(
 ) -> None:
     db = open_database(tmp_path / "x.db")
     sent = Recording()
-    core = Core(db, T0, channels={PLATFORM: Channel(sent, concurrency=1)}, clock=StepClock(T0))
+    channels = {PLATFORM: Channel(sent, concurrency=1)}
+    core = Core(db, read_start(db, T0), channels=channels, clock=StepClock(T0))
     with db.atomic():
         alerts.enqueue(
             db,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import settings_from_dict
-from bot.core import Core
+from bot.core import Core, read_start
 from bot.model import FundingRate, OpenInterest, SourceHealth
 from bot.status import LiveStatus, build_live_status, build_status
 from storage import market_data, open_database
@@ -21,7 +21,8 @@ async def test_the_live_status_equals_the_one_read_from_the_database(tmp_path: P
         path, [liq("BTC", "long", 2e6, T0 - 5 * HOUR), liq("ETH", "short", 7e5, T0 - 3 * HOUR)]
     )
     health = [SourceHealth("binance", connected=True, last_message_at=T0, messages=4)]
-    core = Core(open_database(path), T0, channels={}, health=lambda: health)
+    db = open_database(path)
+    core = Core(db, read_start(db, T0), channels={}, health=lambda: health)
     core.on_liquidations(
         [liq("SOL", "long", 3e5, T0 - 2 * MINUTE), liq("BTC", "short", 1e6, T0 - MINUTE, "okx")]
     )
@@ -53,7 +54,8 @@ async def test_the_live_status_equals_the_one_read_from_the_database(tmp_path: P
 def test_the_live_status_does_not_read_the_market_back_from_sql(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    core = Core(open_database(tmp_path / "liqbot.db"), T0, channels={})
+    db = open_database(tmp_path / "liqbot.db")
+    core = Core(db, read_start(db, T0), channels={})
     for name in ("read_rollups", "read_funding", "read_open_interest"):
         monkeypatch.setattr(market_data, name, pytest.fail)
     status = build_live_status(core.db, settings_from_dict({}), core.market, core.derivatives, T0)
@@ -61,7 +63,8 @@ def test_the_live_status_does_not_read_the_market_back_from_sql(
 
 
 def test_a_burst_of_status_builds_it_once_a_second(tmp_path: Path) -> None:
-    core = Core(open_database(tmp_path / "liqbot.db"), T0, channels={})
+    db = open_database(tmp_path / "liqbot.db")
+    core = Core(db, read_start(db, T0), channels={})
     live = LiveStatus(core.db, settings_from_dict({}), core.market, core.derivatives)
     first = live.build(T0)
     assert live.build(T0 + 999 - T0 % 1000) is first

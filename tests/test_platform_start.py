@@ -88,7 +88,7 @@ async def test_a_telegram_404_from_getme_is_a_refused_token(
         write_config(tmp_path, fakes),
         f'[telegram]\ntoken = "{telegram.token}"\napi_url = "{telegram.base_url}"\n',
     )
-    app = App(load_settings(config))
+    app = await App.open(load_settings(config))
     async with asyncio.timeout(WAIT):
         with pytest.raises(StartupError) as caught:
             await app.run(asyncio.Event())
@@ -104,7 +104,7 @@ async def test_a_refused_discord_token_ends_run(
             f'[discord]\ntoken = "not-the-token"\napi_url = "{fake.base_url}/api/v10"\n'
             f'gateway_url = "{fake.gateway_url}"\n',
         )
-        app = App(load_settings(config))
+        app = await App.open(load_settings(config))
         async with asyncio.timeout(WAIT):
             with pytest.raises(StartupError) as caught:
                 await app.run(asyncio.Event())
@@ -121,7 +121,7 @@ async def test_a_token_the_discord_gateway_refuses_ends_run(
             f'[discord]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}/api/v10"\n'
             f'gateway_url = "{fake.gateway_url}"\n',
         )
-        app = App(load_settings(config))
+        app = await App.open(load_settings(config))
         async with asyncio.timeout(WAIT):
             with pytest.raises(StartupError) as caught:
                 await app.run(asyncio.Event())
@@ -154,7 +154,7 @@ async def test_an_unreachable_telegram_is_retried_and_run_goes_on(
         write_config(tmp_path, fakes),
         '[telegram]\ntoken = "123456:TEST-TOKEN"\napi_url = "http://127.0.0.1:9"\n',
     )
-    app = quicken(App(load_settings(config)))  # retries 1 s apart, then 2 s (scaled)
+    app = quicken(await App.open(load_settings(config)))  # retries 1 s apart, then 2 s (scaled)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     retried = RetryLog(times=2)

@@ -61,7 +61,7 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
 ) -> None:
     binance = fakes[0]
     settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
-    app = quicken(App(settings))
+    app = quicken(await App.open(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with asyncio.timeout(WAIT * 3):
@@ -112,7 +112,7 @@ async def test_subscribe_set_cascade_refusal_block_and_restart(
         await task
 
         sent_before = len(telegram.sent)
-        again = quicken(App(settings))
+        again = quicken(await App.open(settings))
         assert {s.chat_id for s in alerts.active_subscriptions(again.db)} == {
             str(ALICE),
             str(BOB),
@@ -129,7 +129,7 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
     tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
 ) -> None:
     settings = load_settings(config_with_telegram(tmp_path, fakes, telegram))
-    app = quicken(App(settings))
+    app = quicken(await App.open(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with asyncio.timeout(WAIT * 2):
@@ -150,7 +150,7 @@ async def test_removed_bot_and_migrated_group_update_the_subscription(
 async def start_app(
     tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
 ) -> tuple[App, asyncio.Event, asyncio.Task[None]]:
-    app = quicken(App(load_settings(config_with_telegram(tmp_path, fakes, telegram))))
+    app = quicken(await App.open(load_settings(config_with_telegram(tmp_path, fakes, telegram))))
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     await telegram.wait_until(lambda: bool(telegram.commands))  # polling has begun

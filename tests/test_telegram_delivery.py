@@ -128,7 +128,7 @@ async def running(tmp_path: Path, fakes: Fakes, fake: FakeTelegram) -> AsyncIter
     config.write_text(
         config.read_text() + f'\n[telegram]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}"\n'
     )
-    app = quicken(App(load_settings(config)))
+    app = quicken(await App.open(load_settings(config)))
     deliveries = Deliveries(app.core.workers["telegram"], app)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))

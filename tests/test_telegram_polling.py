@@ -47,7 +47,7 @@ async def test_another_poller_is_one_clear_error_and_polling_goes_on(
     try:
         async with FakeTelegram() as telegram:
             telegram.other_polls = 1
-            app = App(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
+            app = await App.open(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
             stop = asyncio.Event()
             task = asyncio.create_task(app.run(stop))
             async with asyncio.timeout(WAIT):

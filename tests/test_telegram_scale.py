@@ -96,7 +96,7 @@ async def running(
         + f'\n[telegram]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}"\n{extra}'
         + "[defaults]\nfunding_rate_8h = 0\noi_change = 0\n"  # only the alerts tests record
     )
-    app = App(load_settings(config))
+    app = await App.open(load_settings(config))
     if scaled:
         quicken(app)
     stop = asyncio.Event()
