@@ -168,10 +168,12 @@ class Subscription:
     chart: bool = False  # window, spike and digest alerts as a photo with a chart
     summary: bool = True  # a closing summary when a cascade that was alerted subsides
     priority: int = 0  # delivery order: see bot/delivery_order.py
+    # "platform:chat_id", made once: rule states, stories and the index are keyed by it, and a
+    # pass looks it up for every chat a rule reaches.
+    key: ChatKey = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> ChatKey:
-        return f"{self.platform}:{self.chat_id}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.platform}:{self.chat_id}")
 
 
 PENDING, HELD, SENT, FAILED, MERGED = "pending", "held", "sent", "failed", "merged"

@@ -164,6 +164,9 @@ class Evaluation:
                 ):
                     waiting.add(index)
         for event in whales:
+            if len(self.triggers) > mark:  # a cascade's whales reach many chats each
+                mark = len(self.triggers) + TRIGGERS_PER_STEP
+                yield
             alert = messages.whale_alert(event)
             for base in (MARKET, event.base):
                 ladder = self.book.whales.get(base)
@@ -206,12 +209,14 @@ class Evaluation:
                     yield
         contexts = self.arming.contexts
         mark = len(self.triggers) + TRIGGERS_PER_STEP
-        for step, index in enumerate(sorted(hits)):
-            if step % GROUPS_PER_STEP == GROUPS_PER_STEP - 1 or len(self.triggers) > mark:
-                mark = len(self.triggers) + TRIGGERS_PER_STEP
-                yield
+        looked = 0  # pairs, not groups: a group may have hundreds (every asset's funding, OI)
+        for index in sorted(hits):
             group = groups[index]
             for oi, base in hits[index]:
+                looked += 1
+                if looked == GROUPS_PER_STEP or len(self.triggers) > mark:
+                    looked, mark = 0, len(self.triggers) + TRIGGERS_PER_STEP
+                    yield
                 rule = "oi" if oi else "funding"
                 value = snap.oi_levels(group.window)[base] if oi else levels[base]
                 context = contexts[rule].get((group, base))
