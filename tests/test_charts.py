@@ -40,7 +40,9 @@ from bot.norms import Norms
 from bot.writer import Writer
 from storage import alerts, open_database
 from tests.builders import funding, liquidation
+from tests.chart_faults import die, render_in_worker
 from tests.clock import ManualClock
+from tests.pacing import warm_chart_worker
 
 NOW = 1_736_942_400_000  # 2025-01-15T12:00:00Z, a minute boundary
 MINUTE = 60_000
@@ -358,11 +360,6 @@ def service(db: Database, render: Callable[[Series], bytes] | None = None) -> Ch
     return ChartService(db, market, Norms(), history, render, lambda: ThreadPoolExecutor(1))
 
 
-def render_in_worker(series: Series) -> bytes:
-    """A real chart, prefixed with the process id that drew it."""
-    return f"{os.getpid()}:".encode() + charts.render(series)
-
-
 def subscribe(db: Database, chat_id: str, **changes: object) -> None:
     sub = replace(Subscription("telegram", chat_id), **changes)  # type: ignore[arg-type]
     alerts.save_subscription(db, sub, NOW)
@@ -422,15 +419,12 @@ async def test_a_chart_that_cannot_be_drawn_is_none_and_logged(
     charts_.close()
 
 
-def die(series: Series) -> bytes:
-    os._exit(3)  # the worker process killed mid-render (say, out of memory)
-
-
 async def test_a_dead_worker_is_replaced_and_its_alert_goes_as_text(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     db = open_database(":memory:")
-    charts_ = ChartService(db, busy_market(minutes=60), Norms(), MarketHistory(), die)
+    market, history = busy_market(minutes=60), MarketHistory()
+    charts_ = ChartService(db, market, Norms(), history, die, warm_chart_worker)
     assert await charts_.chart(ChartRequest(frozenset(), "1h")) is None
     assert charts_.failures == 1 and "the render worker died" in caplog.text
     charts_.render_png = render_in_worker
