@@ -67,9 +67,8 @@ def build_app(charts: bool) -> object:
 
 def fill(app: object) -> None:
     """A busy day of liquidations and the history the polls would have left."""
-    from bot.events import FundingRate, Liquidation
-
     from bot.main import App
+    from bot.model import FundingRate, Liquidation
 
     assert isinstance(app, App)
     rng = random.Random(12)
