@@ -95,20 +95,28 @@ async def test_a_telegram_404_from_getme_is_a_refused_token(
     assert str(caught.value) == TELEGRAM_REFUSED.format(cause="Not Found")
 
 
+async def discord_refusal(
+    tmp_path: Path, fakes: Fakes, fake: FakeDiscord, token: str
+) -> tuple[App, str]:
+    """Run with `token` against `fake` until run stops; the app and the StartupError's line."""
+    config = with_table(
+        write_config(tmp_path, fakes),
+        f'[discord]\ntoken = "{token}"\napi_url = "{fake.base_url}/api/v10"\n'
+        f'gateway_url = "{fake.gateway_url}"\n',
+    )
+    app = await App.open(load_settings(config))
+    async with asyncio.timeout(WAIT):
+        with pytest.raises(StartupError) as caught:
+            await app.run(asyncio.Event())
+    return app, str(caught.value)
+
+
 async def test_a_refused_discord_token_ends_run(
     tmp_path: Path, fakes: Fakes, restore_discord_endpoints: None
 ) -> None:
     async with FakeDiscord() as fake:
-        config = with_table(
-            write_config(tmp_path, fakes),
-            f'[discord]\ntoken = "not-the-token"\napi_url = "{fake.base_url}/api/v10"\n'
-            f'gateway_url = "{fake.gateway_url}"\n',
-        )
-        app = await App.open(load_settings(config))
-        async with asyncio.timeout(WAIT):
-            with pytest.raises(StartupError) as caught:
-                await app.run(asyncio.Event())
-    assert str(caught.value) == DISCORD_REFUSED
+        _, refused = await discord_refusal(tmp_path, fakes, fake, "not-the-token")
+    assert refused == DISCORD_REFUSED
 
 
 async def test_a_token_the_discord_gateway_refuses_ends_run(
@@ -116,16 +124,8 @@ async def test_a_token_the_discord_gateway_refuses_ends_run(
 ) -> None:
     async with FakeDiscord() as fake:
         fake.gateway_refuses_token = True  # REST logs in; IDENTIFY is closed with 4004
-        config = with_table(
-            write_config(tmp_path, fakes),
-            f'[discord]\ntoken = "{fake.token}"\napi_url = "{fake.base_url}/api/v10"\n'
-            f'gateway_url = "{fake.gateway_url}"\n',
-        )
-        app = await App.open(load_settings(config))
-        async with asyncio.timeout(WAIT):
-            with pytest.raises(StartupError) as caught:
-                await app.run(asyncio.Event())
-    assert str(caught.value) == (
+        app, refused = await discord_refusal(tmp_path, fakes, fake, fake.token)
+    assert refused == (
         "discord: the gateway refused the bot token (4004 Authentication failed): set a valid "
         "[discord] token or DISCORD_BOT_TOKEN (Developer Portal -> Bot -> Reset Token)"
     )
