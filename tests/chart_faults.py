@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 
-from bot import charts
 from bot.chart_data import Series
 
 
 def render_in_worker(series: Series) -> bytes:
     """A real chart, prefixed with the process id that drew it."""
+    from bot import charts  # matplotlib, in the worker process only
+
     return f"{os.getpid()}:".encode() + charts.render(series)
 
 

@@ -16,7 +16,6 @@ from dataclasses import replace
 import pytest
 from sqlite_utils import Database
 
-from bot import charts
 from bot.alert import plain
 from bot.chart_data import (
     BUCKET_MINUTES,
@@ -77,6 +76,16 @@ def busy_market(seed: int = 1, minutes: int = 1440) -> MarketState:
 
 def series_of(market: MarketState, request: ChartRequest, history: MarketHistory) -> Series:
     return asyncio.run(collect(request, market, Norms(), history))
+
+
+@pytest.fixture
+def render() -> Callable[[Series], bytes]:
+    """`bot.charts.render`, imported by the tests that draw in this process: matplotlib costs an
+    xdist worker over a second to import, and at module level every worker would pay it while
+    collecting, whether or not it runs these tests."""
+    from bot import charts
+
+    return charts.render
 
 
 # -- the series ------------------------------------------------------------------------------
@@ -213,11 +222,11 @@ def png_chunks_are_valid(data: bytes) -> bool:
     ],
 )
 def test_the_png_is_valid_phone_sized_and_small(
-    request_: ChartRequest, size: tuple[int, int]
+    request_: ChartRequest, size: tuple[int, int], render: Callable[[Series], bytes]
 ) -> None:
     history = MarketHistory()
     history.record_funding([replace(funding("BTC", 0.0001), mark_price=97_000.0)], {}, NOW)
-    png = charts.render(series_of(busy_market(minutes=300), request_, history))
+    png = render(series_of(busy_market(minutes=300), request_, history))
 
     assert png_size(png) == size
     width, height = size
@@ -226,10 +235,10 @@ def test_the_png_is_valid_phone_sized_and_small(
     assert 10_000 < len(png) < 400_000  # a real picture, far below the 10 MB upload limits
 
 
-def test_an_empty_market_still_draws() -> None:
+def test_an_empty_market_still_draws(render: Callable[[Series], bytes]) -> None:
     series = series_of(MarketState(NOW), ChartRequest(frozenset({"BTC"}), "1h"), MarketHistory())
     assert series.title == "No liquidations in 1h"
-    assert png_chunks_are_valid(charts.render(series))
+    assert png_chunks_are_valid(render(series))
 
 
 # -- captions and commands -----------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_demo_replays_the_bundled_cascade_offline_in_under_30_seconds() -> None:
 
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--speed", "2000"],
+        [sys.executable, "-m", "bot", "demo", "--speed", "100000"],
         capture_output=True,
         text=True,
         check=False,

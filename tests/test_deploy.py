@@ -13,7 +13,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from setuptools import find_packages
 
 from bot.cli import main
 
@@ -85,6 +84,10 @@ def test_the_image_build_context_holds_the_whole_package(tmp_path: Path) -> None
     """Copy what the Dockerfile COPYs, as `docker build` would; the `pip install .` that follows
     must find every package, the readme and the package data that pyproject.toml names.
     (Building the wheel itself would need a newer setuptools from the network.)"""
+    # Imported here, not at the top: setuptools costs every xdist worker 0.6 s to import while
+    # collecting, and only this test uses it.
+    from setuptools import find_packages
+
     context = tmp_path / "src"
     context.mkdir()
     for step, args in dockerfile_instructions():
