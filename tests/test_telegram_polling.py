@@ -1,10 +1,12 @@
 """Long polling that fails says so in one line, not a traceback per failed getUpdates: a 409
 Conflict (another process polls with the same bot token) is an error naming the mistake, and
-the bot goes on polling once it clears."""
+the bot goes on polling once it clears. A token revoked while running ends `run` with one line,
+as a refused token does at start, instead of a bot that runs on deaf."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from telegram.error import Conflict, NetworkError
 
 from bot.config import load_settings
+from bot.errors import StartupError
 from bot.main import App
 from handlers.telegram_polling import PollingErrors
 from tests.fakes import FakeTelegram
@@ -61,6 +64,36 @@ async def test_another_poller_is_one_clear_error_and_polling_goes_on(
     assert [(r.levelno, r.getMessage()) for r in said] == [
         (logging.ERROR, CONFLICT_LINE.format(since=""))
     ]
+    assert [r.getMessage() for r in records.records if r.exc_info] == []
+
+
+async def test_a_token_revoked_while_running_ends_run_with_one_line(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    records = Records()
+    logging.getLogger().addHandler(records)
+    try:
+        async with FakeTelegram() as telegram:
+            app = await App.open(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
+            stop = asyncio.Event()
+            task = asyncio.create_task(app.run(stop))
+            try:
+                async with asyncio.timeout(WAIT):
+                    await say(telegram, ALICE, ALICE, "/help", "/start - ")
+                    telegram.revoke_token()
+                    with pytest.raises(StartupError) as caught:
+                        await asyncio.shield(task)
+            finally:
+                stop.set()  # a run that went on deaf (the failure) is stopped
+                async with asyncio.timeout(WAIT):
+                    with contextlib.suppress(StartupError):
+                        await task
+    finally:
+        logging.getLogger().removeHandler(records)
+    assert str(caught.value) == (
+        "telegram: the bot token was refused while running (Unauthorized): set a valid "
+        "[telegram] token or TELEGRAM_BOT_TOKEN (from @BotFather)"
+    )
     assert [r.getMessage() for r in records.records if r.exc_info] == []
 
 
