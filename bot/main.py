@@ -143,11 +143,14 @@ class App:
         try:
             # The writer opens (and migrates) the database first, in its own thread.
             writer = await Writer.start(partial(open_database, path))
+            db: Database | None = None
             try:
                 db = open_database(path)  # the loop's connection: reads
                 start = await load_start(writer, clock.now_ms())
                 app = cls(settings, writer, db, start, lag, clock)
             except BaseException:
+                if db is not None:
+                    db.close()
                 await writer.close()
                 raise
         finally:

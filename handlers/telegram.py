@@ -9,7 +9,6 @@ import html
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from telegram import (
     BotCommand,
@@ -46,13 +45,18 @@ from telegram.ext import (
 
 from bot.chart_service import CACHE_SIZE, Chart, ChartKey, ChartService
 from bot.commands import COMMANDS, ChatRef, CommandCore, Reply
-from bot.errors import StartupError
 from bot.formatting import split_message
 from bot.model import OutboxRow
 from bot.outbox import DeliveryError, Progress
 from bot.ratelimit import Limit, Pacer
 from handlers.telegram_http import AiohttpRequest
-from handlers.telegram_polling import PollingErrors
+from handlers.telegram_polling import (
+    Poller,
+    PollingErrors,
+    refused_token,
+    retry_seconds,
+    telegram_words,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +91,6 @@ NO_RIGHTS = ("chat not found", "need administrator rights", "not enough rights")
 CONCURRENT_UPDATES = 256
 ChatEvent = Callable[[str, str, str | None], object]  # platform, chat id, new id (None: gone)
 FAILED_REPLY = "Something went wrong on our side; please try again in a minute."
-
-
-def _seconds(value: int | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def render(text: str, bold_first_line: bool = False) -> str:
@@ -166,6 +166,7 @@ class TelegramBot:
             .base_url(f"{api_url}/bot")
             .base_file_url(f"{api_url}/file/bot")
             .job_queue(None)
+            .updater(None)  # liqbot polls by itself: handlers/telegram_polling.py says why
             .request(self._http)  # its method calls; long polling stays on httpx
             .concurrent_updates(CONCURRENT_UPDATES)
             .build()
@@ -198,7 +199,8 @@ class TelegramBot:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect (retrying while Telegram cannot be reached), poll, and stop when cancelled."""
+        """Connect (retrying while Telegram cannot be reached), poll, and stop when cancelled.
+        A token Telegram refuses, at start or later, raises the StartupError that ends `run`."""
         delay = 1.0
         while True:
             try:
@@ -206,31 +208,25 @@ class TelegramBot:
                 await self.app.bot.set_my_commands(
                     [BotCommand(name, description) for name, description in COMMANDS]
                 )
+                await self.app.bot.delete_webhook()  # getUpdates is refused while one is set
                 break
             except InvalidToken as error:  # 401/404 from getMe; its text holds the token
                 await self._http.shutdown()  # PTB shuts down only what initialised fully
-                cause: BaseException = error
-                while cause.__cause__ is not None:  # the innermost: Telegram's own words
-                    cause = cause.__cause__
-                raise StartupError(
-                    f"telegram: the bot token was refused ({cause}): set a valid [telegram] "
-                    "token or TELEGRAM_BOT_TOKEN (from @BotFather)"
-                ) from None
+                raise refused_token(telegram_words(error)) from None
             except NetworkError as error:
                 wait = delay * self.timescale
                 log.warning("telegram: cannot connect (%s); retrying in %g s", error, wait)
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, START_RETRY_MAX)
         await self.app.start()
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(
-            allowed_updates=list(ALLOWED_UPDATES), error_callback=PollingErrors()
+        poller = Poller(
+            self.app.bot, self.app.update_queue, ALLOWED_UPDATES, PollingErrors(), self.timescale
         )
         log.info("telegram: polling as @%s", self.app.bot.username)
         try:
-            await asyncio.Event().wait()
+            await poller.run()
         finally:
-            await self.app.updater.stop()
+            await poller.confirm()
             await self.app.stop()
             await self.app.shutdown()
 
@@ -359,7 +355,7 @@ class TelegramBot:
         except RetryAfter as error:
             if not wait_out_flood:
                 raise
-            await asyncio.sleep(_seconds(error.retry_after) * self.timescale)
+            await asyncio.sleep(retry_seconds(error.retry_after) * self.timescale)
             await self.pacer.wait(chat_id, is_group, paid)
             await call()
 
@@ -484,7 +480,7 @@ class TelegramBot:
                 chat_id, chat_id.startswith("-"), send, wait_out_flood=False, paid=self.paid
             )
         except RetryAfter as error:
-            raise DeliveryError(str(error), retry_after=_seconds(error.retry_after)) from None
+            raise DeliveryError(str(error), retry_after=retry_seconds(error.retry_after)) from None
         except ChatMigrated as error:
             raise DeliveryError(str(error), moved_to=str(error.new_chat_id)) from None
         except Forbidden as error:

@@ -1,17 +1,21 @@
 """Long polling that fails says so in one line, not a traceback per failed getUpdates: a 409
 Conflict (another process polls with the same bot token) is an error naming the mistake, and
-the bot goes on polling once it clears."""
+the bot goes on polling once it clears. A token revoked while running ends `run` with one line,
+as a refused token does at start, instead of a bot that runs on deaf."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from telegram.error import Conflict, NetworkError
 
 from bot.config import load_settings
+from bot.errors import StartupError
 from bot.main import App
 from handlers.telegram_polling import PollingErrors
 from tests.fakes import FakeTelegram
@@ -39,28 +43,57 @@ class Records(logging.Handler):
             self.conflict.set()
 
 
-async def test_another_poller_is_one_clear_error_and_polling_goes_on(
-    tmp_path: Path, fakes: Fakes
-) -> None:
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, fakes: Fakes, telegram: FakeTelegram
+) -> AsyncIterator[tuple[asyncio.Task[None], Records]]:
+    """`liqbot run` against the fake Bot API, with every log record kept; stopped on exit (a
+    run that ended by itself, with a StartupError, is what the test looks at)."""
     records = Records()
     logging.getLogger().addHandler(records)
     try:
-        async with FakeTelegram() as telegram:
-            telegram.other_polls = 1
-            app = await App.open(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
-            stop = asyncio.Event()
-            task = asyncio.create_task(app.run(stop))
-            async with asyncio.timeout(WAIT):
-                await records.conflict.wait()
-                await say(telegram, ALICE, ALICE, "/help", "/start - ")  # polling goes on
+        app = await App.open(load_settings(config_with_telegram(tmp_path, fakes, telegram)))
+        stop = asyncio.Event()
+        task = asyncio.create_task(app.run(stop))
+        try:
+            yield task, records
+        finally:
             stop.set()
-            await task
+            async with asyncio.timeout(WAIT):
+                with contextlib.suppress(StartupError):
+                    await task
     finally:
         logging.getLogger().removeHandler(records)
+
+
+async def test_another_poller_is_one_clear_error_and_polling_goes_on(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    async with FakeTelegram() as telegram:
+        telegram.other_polls = 1
+        async with running(tmp_path, fakes, telegram) as (_, records), asyncio.timeout(WAIT):
+            await records.conflict.wait()
+            await say(telegram, ALICE, ALICE, "/help", "/start - ")  # polling goes on
     said = [r for r in records.records if r.getMessage().startswith("telegram: another")]
     assert [(r.levelno, r.getMessage()) for r in said] == [
         (logging.ERROR, CONFLICT_LINE.format(since=""))
     ]
+    assert [r.getMessage() for r in records.records if r.exc_info] == []
+
+
+async def test_a_token_revoked_while_running_ends_run_with_one_line(
+    tmp_path: Path, fakes: Fakes
+) -> None:
+    async with FakeTelegram() as telegram, running(tmp_path, fakes, telegram) as (task, records):
+        async with asyncio.timeout(WAIT):
+            await say(telegram, ALICE, ALICE, "/help", "/start - ")
+            telegram.revoke_token()
+            with pytest.raises(StartupError) as caught:
+                await asyncio.shield(task)  # run ends by itself (a deaf run is stopped on exit)
+    assert str(caught.value) == (
+        "telegram: the bot token was refused while running (Unauthorized): set a valid "
+        "[telegram] token or TELEGRAM_BOT_TOKEN (from @BotFather)"
+    )
     assert [r.getMessage() for r in records.records if r.exc_info] == []
 
 

@@ -272,15 +272,25 @@ class FakeTelegram(FakeVenue):
     def heal_chat(self, chat_id: int) -> None:
         self._chat_faults.pop(chat_id, None)
 
+    def revoke_token(self) -> None:
+        """As when the owner revokes the token in @BotFather: every later call is answered 401,
+        and a long poll under way ends (empty) now rather than at its timeout."""
+        self.token = f"{self.token}-revoked"
+        self._wake()
+
     def enqueue(self, update: JSON) -> int:
         """Queue an update for getUpdates under the next update_id, which is returned."""
         update_id = next(self._update_ids)
         self.pending.append({**update, "update_id": update_id})
+        self._wake()
+        return update_id
+
+    def _wake(self) -> None:
+        """Wake the long polls and waiters from a plain function (a test control)."""
         with contextlib.suppress(RuntimeError):  # no running loop: no long poll to wake
             task = asyncio.get_running_loop().create_task(self._notify())
             self._wakers.add(task)
             task.add_done_callback(self._wakers.discard)
-        return update_id
 
     async def wait_for_sent(self, n: int) -> None:
         await self.wait_until(lambda: len(self.sent) >= n)
@@ -398,9 +408,14 @@ class FakeTelegram(FakeVenue):
         if (offset := params.get("offset") or 0) > 0:  # negative offsets are not modelled
             self.pending = [u for u in self.pending if u["update_id"] >= offset]
         if not self.pending and (timeout := params.get("timeout") or 0) > 0:
+            token = self.token
+
+            def answer_now() -> bool:
+                return bool(self.pending) or self._closing or self.token != token
+
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout), self._changed:
-                    await self._changed.wait_for(lambda: bool(self.pending) or self._closing)
+                    await self._changed.wait_for(answer_now)
         return self.pending[: params.get("limit") or 100]
 
     async def _api_sendMessage(self, params: JSON) -> JSON:
