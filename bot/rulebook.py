@@ -28,10 +28,6 @@ GroupKey = tuple[str, frozenset[str]]  # window, watch list (empty: the whole ma
 StateKey = tuple[str, str, str]  # chat key, rule, asset: what a rule state is kept for
 
 
-def _key(pair: tuple[float, Subscription]) -> tuple[float, str]:
-    return pair[0], pair[1].key
-
-
 class Ladder:
     """Subscriptions sorted by one threshold (0 = rule off, left out), ties in chat key order
     (so that `insert`, `remove` and `replace` find a chat by bisection)."""
@@ -41,13 +37,7 @@ class Ladder:
         self.thresholds = thresholds
         self.subs = subs
         self.sides = [sub.thresholds.side for sub in subs]  # for the window rule
-        self.mutes = [_mute(sub) for sub in subs]
-
-    @classmethod
-    def of_pairs(cls, pairs: Iterable[tuple[float, Subscription]]) -> Ladder:
-        """(threshold, chat) pairs, ties in chat key order (for `insert` and `remove`)."""
-        ordered = sorted((pair for pair in pairs if pair[0] > 0), key=_key)
-        return cls([threshold for threshold, _ in ordered], [sub for _, sub in ordered])
+        self.mutes = [-math.inf if sub.mute_until is None else sub.mute_until for sub in subs]
 
     @classmethod
     def of(cls, subs: Sequence[Subscription], threshold: str) -> Ladder:
@@ -247,17 +237,19 @@ class RuleBook:
         self._with_oi: Counter[str] = Counter()  # window -> groups with an open interest rule
         self.whales: defaultdict[str, Ladder] = defaultdict(lambda: Ladder([], []))
         grouped: defaultdict[GroupKey, list[Subscription]] = defaultdict(list)
-        whales: defaultdict[str, list[tuple[float, Subscription]]] = defaultdict(list)
-        for sub in subs:
+        whales: defaultdict[str, list[Subscription]] = defaultdict(list)
+        for sub in sorted(subs, key=attrgetter("key")):  # then every ladder's ties are in order
             self.by_key[sub.key] = sub
             grouped[sub.thresholds.window, sub.watch].append(sub)
             for base in sub.watch or (MARKET,):
-                whales[base].append((sub.thresholds.whale, sub))
+                whales[base].append(sub)
         for (window, watch), members in grouped.items():
             for start in range(0, len(members), SHARD_SIZE):
                 self._add_group(Group(window, watch, members[start : start + SHARD_SIZE]))
-        for base, pairs in whales.items():
-            self.whales[base] = Ladder.of_pairs(pairs)
+        for base, watching in whales.items():
+            ladder = Ladder.of(watching, "whale")
+            if ladder:
+                self.whales[base] = ladder
         self.min_whale = self._min_whale()
 
     @property
