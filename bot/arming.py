@@ -15,7 +15,9 @@ assets moved.
 
 The engine keeps an `Arming` in step with its rule states: built from them, told of each firing
 once it is recorded (`disarm`), re-arming through `rearm` (which only plans: `apply` once the
-new states are committed), and told of the groups a settings change rebuilt (`regroup`).
+new states are committed), and told of the ladder positions a settings change gave up or took
+(`regroup`): only the contexts of that chat's ladders change, by a shift of the positions after
+it, and the chat's own position is live or disarmed as its rule states say.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bot.model import RuleState
-from bot.rulebook import Group, Ladder, RuleBook, StateKey
+from bot.rulebook import Edit, Group, Ladder, RuleBook, StateKey
 from bot.snapshot import Snapshot
 
 LEVEL_RULES = ("window", "spike", "funding", "oi")  # rules with a level to fall back from
@@ -63,6 +65,24 @@ class Context:
             gone = set(positions)
             self.disarmed = sorted([*self.disarmed, *(p for p in self.live if p in gone)])
             self.live = [p for p in self.live if p not in gone]
+        self._set_level()
+
+    def remove(self, position: int) -> None:
+        """The chat at `position` left the ladder: the later positions move down by one."""
+        for positions in (self.live, self.disarmed):
+            start = bisect_left(positions, position)
+            end = start + 1 if start < len(positions) and positions[start] == position else start
+            positions[start:] = [p - 1 for p in positions[end:]]
+        self._set_level()
+
+    def insert(self, position: int, disarmed: bool) -> None:
+        """A chat took `position` in the ladder (its rule live, or disarmed): the positions from
+        there on move up by one."""
+        for positions in (self.live, self.disarmed):
+            start = bisect_left(positions, position)
+            positions[start:] = [p + 1 for p in positions[start:]]
+        taken = self.disarmed if disarmed else self.live
+        taken.insert(bisect_left(taken, position), position)
         self._set_level()
 
     def rearming(self, value: float) -> list[int]:
@@ -130,7 +150,7 @@ class Rearming:
 class Arming:
     """The disarmed rules of every (group, rule, asset), built from the rule states; the caller
     then reports each recorded firing (`disarm`), applies what `rearm` plans once its states are
-    committed (`apply`), and reports groups rebuilt by a settings change (`regroup`)."""
+    committed (`apply`), and reports the ladder positions a settings change moved (`regroup`)."""
 
     def __init__(self, book: RuleBook, states: Mapping[StateKey, RuleState]) -> None:
         self.book = book
@@ -158,7 +178,7 @@ class Arming:
         disarmed = self._disarmed
         by_context: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
         where: dict[str, dict[int, int]] = {}  # rule -> id(sub) -> position in its ladder
-        for sub in group.members:
+        for sub in group.members.values():
             pairs = disarmed.get(sub.key)
             if pairs:
                 for rule, asset in pairs:
@@ -172,16 +192,29 @@ class Arming:
         for (rule, asset), found in by_context.items():
             self._context(rule, group, asset).disarm(sorted(found))
 
-    def regroup(self, changes: Iterable[tuple[Group | None, Group]]) -> None:
-        """A settings change replaced these groups (old None: a new one); the new ones are
+    def regroup(self, edits: Iterable[Edit]) -> None:
+        """A settings change moved one chat in these ladders (in this order); their groups are
         looked at by the next pass."""
-        for old, new in changes:
-            if old is not None:
-                for rule, asset in self._of_group.pop(old, ()):
-                    self._drop(rule, old, asset)
-            self._add_contexts(new)
+        for edit in edits:
+            group, rule, position = edit.group, edit.rule, edit.position
+            pairs = self._of_group.get(group, set())
+            assets = [asset for r, asset in pairs if r == rule]
+            contexts = self.contexts[rule]
+            if edit.added:
+                disarmed = {a for r, a in self._disarmed.get(edit.chat, ()) if r == rule}
+                for asset in assets:
+                    contexts[group, asset].insert(position, asset in disarmed)
+                for asset in disarmed.difference(assets):
+                    self._context(rule, group, asset).disarm([position])
+            else:
+                for asset in assets:
+                    context = contexts[group, asset]
+                    context.remove(position)
+                    if not context.disarmed:
+                        pairs.discard((rule, asset))
+                        self._drop(rule, group, asset)
             if self.settled is not None:
-                self.settled.waiting.add(new.index)
+                self.settled.waiting.add(group.index)
         self._due = None
 
     def _drop(self, rule: str, group: Group, asset: str) -> None:

@@ -19,7 +19,8 @@ from bot.snapshot import Snapshot
 
 SUBSIDED_SHARE = 0.5  # of the chat's `liq`: below it the cascade is over
 QUIET_MS = 30 * 60_000  # or this long without a new window alert
-SLICE_STORIES = 2000  # open stories looked at between two yields to the loop
+SLICE_STORIES = 250  # open stories followed between two yields to the loop (a story may cost a
+# summary: 2,000 of them were a 100 ms step)
 
 
 def told(story: Story | None, chat: str, alert: Alert, now: int) -> Story:
@@ -88,6 +89,7 @@ def follow_steps(
     """Follow each open story through this pass: its new peak and largest liquidation go to
     `followed`; the stories that subsided go to `closed`, with their summary (the chat's
     `summary` setting and mute are the engine's to apply). Yields every few stories."""
+    tops: dict[tuple[str, frozenset[str]], str] = {}  # ranked once per window and watch list
     for number, (chat, story) in enumerate(list(stories.items())):
         if number % SLICE_STORIES == SLICE_STORIES - 1:
             yield
@@ -99,7 +101,10 @@ def follow_steps(
         total = long_usd + short_usd
         now = story
         if total > story.peak_usd:
-            top = messages.ranked_assets(snap.view(t.window, sub.watch))
+            top = tops.get((t.window, sub.watch))
+            if top is None:
+                top = messages.ranked_assets(snap.view(t.window, sub.watch))
+                tops[t.window, sub.watch] = top
             now = _peak(now, total, long_usd, top)
         now = with_largest(now, largest.watched_by(sub))
         if total < SUBSIDED_SHARE * t.liq or snap.now - now.told_at >= QUIET_MS:

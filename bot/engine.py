@@ -54,10 +54,11 @@ STORY_MERGE_MS = 60_000  # a spike alert within this of a window alert is the sa
 DIGEST_GRACE_MINUTES = 10  # a digest missed by a restart is still sent this long after its time
 MS_PER_MINUTE = 60_000
 SLICE_CHATS = 250  # chats whose outbox items are built between two yields to the loop
-SLICE_FIRED = 2000  # firings applied to the index between two yields
+SLICE_FIRED = 500  # firings applied to the index between two yields (a fresh deployment's
+# make a context each: 2,000 of them were a 10-25 ms step)
 SLICE_TRIGGERS = 1000  # triggers sorted out between two yields
 SLICE_STATES = 10_000  # committed rule states applied to memory between two yields
-SLICE_DROP = 50_000  # triggers of a pass freed between two yields
+SLICE_DROP = 10_000  # triggers of a pass freed between two yields (50,000: 25 ms)
 BULK_STATES = 10_000  # a pass that records more rule states freezes them (see bot.heap)
 PRIMED = RuleState(False, 0)  # over its threshold when the chat arrived: disarmed, never fired
 
@@ -244,6 +245,7 @@ class AlertEngine:
                 await asyncio.sleep(0)
             fired.update(rearming.states)  # no rule both re-arms and fires in one pass
             told, closed = await self._stories_told(items, followed, closing, biggest, now)
+            bulk_states = len(fired) > BULK_STATES
             added = await self._record(items, fired, now, stories=(told, closed))
         except BaseException:
             self._whales = whales + self._whales
@@ -268,7 +270,7 @@ class AlertEngine:
         await _drop(made)  # (`evaluation.triggers` itself, unless escalations joined it)
         await _drop(evaluation.triggers)
         await _drop(evaluation.fired)
-        if len(fired) > BULK_STATES:
+        if bulk_states:
             heap.freeze()  # a fresh deployment's states: long-lived, out of the collector's way
         return added
 
@@ -399,16 +401,32 @@ class AlertEngine:
             self._states.update(states)
             self._track_stories(states.items())
         else:  # a fresh deployment's hundreds of thousands
-            pairs = iter(states.items())
-            while chunk := list(islice(pairs, SLICE_STATES)):
-                self._states.update(chunk)
-                self._track_stories(chunk)
-                await asyncio.sleep(0)
+            await self._apply_states(states)
         self.decided.update(item.rule for item in items)
         if items:
             log.info("%d alert(s) recorded", added)
             self.on_enqueued({item.platform for item in items})
         return added
+
+    async def _apply_states(self, states: dict[StateKey, RuleState]) -> None:
+        """Committed states (many, and `states` is the caller's to give away) into memory, in
+        slices. The smaller dict joins the bigger one: a fresh deployment's 610,000 added to the
+        engine's near-empty dict made it grow and rehash hundreds of thousands of keys at once
+        (a 40 ms step)."""
+        into_old = len(states) <= len(self._states)
+        pairs = iter(states.items())
+        while chunk := list(islice(pairs, SLICE_STATES)):
+            if into_old:
+                self._states.update(chunk)
+            self._track_stories(chunk)
+            await asyncio.sleep(0)
+        if not into_old:
+            old = iter(self._states.items())
+            while chunk := list(islice(old, SLICE_STATES)):
+                for key, state in chunk:
+                    states.setdefault(key, state)  # the committed new state wins
+                await asyncio.sleep(0)
+            self._states = states
 
     def _track_stories(self, states: Iterable[tuple[StateKey, RuleState]]) -> None:
         for (chat, rule, _), state in states:

@@ -15,7 +15,9 @@ from typing import TypeVar
 import pytest
 from sqlite_utils import Database
 
-from bot.engine import MIN_PASS_INTERVAL, AlertEngine, read_index
+from bot import engine
+from bot.engine import MIN_PASS_INTERVAL, PRIMED, AlertEngine, read_index
+from bot.model import RuleState
 from bot.writer import Writer
 from storage import alerts, open_database
 from tests.clock import ManualClock
@@ -88,6 +90,31 @@ async def test_a_fresh_deployment_over_thresholds_sends_nothing_until_the_next_c
     whale = liq("ETH", "short", 200_000, T0 + SECOND)  # a new event: fires
     bot.liquidate(whale)
     assert counts(await bot.step(T0 + 2 * SECOND)) == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_many_committed_states_join_memory_in_slices_whichever_dict_is_bigger(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "SLICE_STATES", 2)  # more than 2 states: applied in slices
+    bot = Bot(path, T0)
+    bot.subscribe(sub("x", liq=100_000, window="5m"))
+    bot.liquidate(liq("BTC", "long", 150_000, T0))
+    assert counts(await bot.step(T0 + SECOND)) == {"x": 1}
+    save(bot, *(sub(chat, liq=100_000, window="1h", whale=100_000) for chat in "pqr"))
+
+    # x re-arms, p, q and r arrive over their threshold: 4 new states into a dict of 1.
+    assert await bot.step(T0 + 6 * MINUTE) == {}
+    window = {(f"telegram:{chat}", "window", "*"): PRIMED for chat in "pqr"}
+    x = ("telegram:x", "window", "*")
+    assert bot.engine.states == {x: RuleState(True, T0 + SECOND), **window}
+
+    # x fires again and three whales: 4 new states into a dict of 4.
+    bot.liquidate(liq("ETH", "short", 200_000, T0 + 7 * MINUTE))
+    now = T0 + 7 * MINUTE + SECOND
+    assert counts(await bot.step(now)) == {"x": 1, "p": 1, "q": 1, "r": 1}
+    whales = {(f"telegram:{chat}", "whale", "ETH"): RuleState(True, now) for chat in "pqr"}
+    assert bot.engine.states == {x: RuleState(False, now, 200_000.0), **window, **whales}
+    assert rule_states(path) == {key: state.armed for key, state in bot.engine.states.items()}
 
 
 async def test_a_removed_chat_gets_nothing_and_a_changed_one_fires_at_its_new_threshold(
