@@ -128,9 +128,7 @@ class Core:
             await self.chats.save(sub)
 
     def on_liquidations(self, events: list[Liquidation]) -> None:
-        add = self.market.add
-        for event in events:
-            add(event)
+        self.market.add_all(events)
         self.recorder.add_liquidations(events)
         self.liquidation_counts.add(events)
         self.engine.on_liquidations(events)

@@ -151,12 +151,17 @@ class AlertEngine:
         return chat_key not in self._arriving
 
     def on_liquidations(self, events: list[Liquidation]) -> None:
+        """A frame's events: the whales for the next pass, and each base's largest since the
+        last pass. One loop per frame: this runs for every frame of every venue."""
         minimum = self.book.min_whale
-        self._whales += [event for event in events if event.usd >= minimum]
-        for base, event in cascade.largest_by_base(events).items():
-            seen = self._largest.get(base)
-            if seen is None or event.usd > seen.usd:
-                self._largest[base] = event
+        largest = self._largest
+        for event in events:
+            usd = event.usd
+            if usd >= minimum:
+                self._whales.append(event)
+            seen = largest.get(event.base)
+            if seen is None or usd > seen.usd:
+                largest[event.base] = event
         self._wake.set()
 
     def on_market_data(self) -> None:

@@ -87,6 +87,24 @@ class MarketState:
             slot[0] += event.usd
             slot[1] += 1
 
+    def add_all(self, events: Iterable[Liquidation]) -> None:
+        """`add` for each of a frame's events: one call per frame, the current minute's bucket
+        inlined (the ingest hot path); an event of another minute takes `add`'s way."""
+        minute = self._minute
+        current = self._current
+        for event in events:
+            if event.ts // MS_PER_MINUTE != minute:
+                self.add(event)  # may move the clock on: read the current minute again
+                minute, current = self._minute, self._current
+                continue
+            key = (event.venue, event.base, event.position)
+            slot = current.get(key)
+            if slot is None:
+                current[key] = [event.usd, 1]
+            else:
+                slot[0] += event.usd
+                slot[1] += 1
+
     def _bucket_for_other_minute(
         self, minute: int, received_minute: int, key: Key, usd: float
     ) -> Bucket | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from bot.alert import Alert, text_of
 
@@ -19,7 +19,9 @@ class Liquidation:
 
     `position` is the side of the position that was closed (Binance/OKX report the order side,
     Bybit the position side: the venue module has already turned either into this).
-    Times are epoch milliseconds: `ts` from the venue, `recv_ts` from our clock.
+    Times are epoch milliseconds: `ts` from the venue, `recv_ts` from our clock. The record
+    keeps no reference to the frame it came from: events wait in the engine and the recorder,
+    and a parsed frame held alive by each would be garbage the collector walks.
     """
 
     venue: str
@@ -31,7 +33,6 @@ class Liquidation:
     usd: float
     ts: int
     recv_ts: int
-    raw: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(slots=True, frozen=True)

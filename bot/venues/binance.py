@@ -43,7 +43,7 @@ def parse_liquidations(frame: Any, recv_ts: int) -> list[Liquidation] | None:
             return None
         position = _POSITION_BY_ORDER_SIDE[order["S"]]
         # Positional: three times cheaper than keywords. Order: venue, symbol, base, position,
-        # price, qty, usd, ts, recv_ts, raw.
+        # price, qty, usd, ts, recv_ts.
         return [
             Liquidation(
                 NAME,
@@ -55,7 +55,6 @@ def parse_liquidations(frame: Any, recv_ts: int) -> list[Liquidation] | None:
                 qty * price,
                 int(order["T"]),
                 recv_ts,
-                frame,
             )
         ]
     except MALFORMED:

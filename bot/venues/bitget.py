@@ -76,7 +76,6 @@ def parse_liquidations(
                     usd,
                     int(item["ts"]),
                     recv_ts,
-                    item,
                 )
             )
         except MALFORMED:

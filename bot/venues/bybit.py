@@ -88,7 +88,7 @@ def parse_liquidations(
                 raise ValueError(item)
             position = _POSITION_BY_SIDE[item["S"]]
             # Positional: three times cheaper than keywords. Order: venue, symbol, base,
-            # position, price, qty, usd, ts, recv_ts, raw.
+            # position, price, qty, usd, ts, recv_ts.
             events.append(
                 Liquidation(
                     NAME,
@@ -100,7 +100,6 @@ def parse_liquidations(
                     qty * price,
                     int(item["T"]),
                     recv_ts,
-                    item,
                 )
             )
         except MALFORMED:

@@ -99,17 +99,13 @@ def parse_liquidations(
             ts = int(trade["timestamp"])
             base = base_asset(name)
             # Positional: three times cheaper than keywords. Order: venue, symbol, base,
-            # position, price, qty, usd, ts, recv_ts, raw.
+            # position, price, qty, usd, ts, recv_ts.
             if flag == "T" or flag == "MT":
                 position = _TAKER[direction]
-                events.append(
-                    Liquidation(NAME, name, base, position, price, qty, usd, ts, recv_ts, trade)
-                )
+                events.append(Liquidation(NAME, name, base, position, price, qty, usd, ts, recv_ts))
             if flag == "M" or flag == "MT":
                 position = _MAKER[direction]
-                events.append(
-                    Liquidation(NAME, name, base, position, price, qty, usd, ts, recv_ts, trade)
-                )
+                events.append(Liquidation(NAME, name, base, position, price, qty, usd, ts, recv_ts))
             elif flag != "T":
                 raise ValueError(flag)
         except MALFORMED:

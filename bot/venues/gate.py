@@ -75,7 +75,6 @@ def parse_liquidations(
                     qty * price,
                     ts * 1000 if ts < _SECONDS_BEFORE_MS else ts,
                     recv_ts,
-                    item,
                 )
             )
         except MALFORMED:

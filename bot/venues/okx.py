@@ -85,7 +85,7 @@ def parse_liquidations(
                     or _POSITION_BY_ORDER_SIDE[detail["side"]]
                 )
                 # Positional: three times cheaper than keywords. Order: venue, symbol, base,
-                # position, price, qty, usd, ts, recv_ts, raw.
+                # position, price, qty, usd, ts, recv_ts.
                 events.append(
                     Liquidation(
                         NAME,
@@ -97,7 +97,6 @@ def parse_liquidations(
                         usd,
                         int(detail["ts"]),
                         recv_ts,
-                        detail,
                     )
                 )
             except MALFORMED:
