@@ -9,7 +9,7 @@ or closes them (a restart keeps them); the peak seen between two alerts is kept 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
 from bot import messages
@@ -67,15 +67,6 @@ def with_largest(story: Story, event: Liquidation | None) -> Story:
     if event is None or event.usd <= story.largest_usd:
         return story
     return replace(story, largest_usd=event.usd, largest=messages.liquidation(event))
-
-
-def largest_by_base(events: Iterable[Liquidation]) -> dict[str, Liquidation]:
-    largest: dict[str, Liquidation] = {}
-    for event in events:
-        seen = largest.get(event.base)
-        if seen is None or event.usd > seen.usd:
-            largest[event.base] = event
-    return largest
 
 
 def follow_steps(
