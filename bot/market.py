@@ -68,39 +68,29 @@ class MarketState:
         return self._minute
 
     def add(self, event: Liquidation) -> None:
-        """Count one liquidation. Called for every event: the common case is two dict lookups."""
-        minute = event.ts // MS_PER_MINUTE
-        key = (event.venue, event.base, event.position)
-        if minute == self._minute:
-            bucket = self._current
-        else:
-            other = self._bucket_for_other_minute(
-                minute, event.recv_ts // MS_PER_MINUTE, key, event.usd
-            )
-            if other is None:
-                return
-            bucket = other
-        slot = bucket.get(key)
-        if slot is None:
-            bucket[key] = [event.usd, 1]
-        else:
-            slot[0] += event.usd
-            slot[1] += 1
+        """Count one liquidation."""
+        self.add_all((event,))
 
     def add_all(self, events: Iterable[Liquidation]) -> None:
-        """`add` for each of a frame's events: one call per frame, the current minute's bucket
-        inlined (the ingest hot path); an event of another minute takes `add`'s way."""
+        """Count a frame's liquidations: one call per frame (the ingest hot path). The common
+        case, an event of the current minute, is two dict lookups."""
         minute = self._minute
         current = self._current
         for event in events:
-            if event.ts // MS_PER_MINUTE != minute:
-                self.add(event)  # may move the clock on: read the current minute again
-                minute, current = self._minute, self._current
-                continue
             key = (event.venue, event.base, event.position)
-            slot = current.get(key)
+            if event.ts // MS_PER_MINUTE == minute:
+                bucket = current
+            else:
+                other = self._bucket_for_other_minute(
+                    event.ts // MS_PER_MINUTE, event.recv_ts // MS_PER_MINUTE, key, event.usd
+                )
+                minute, current = self._minute, self._current  # the clock may have moved on
+                if other is None:
+                    continue
+                bucket = other
+            slot = bucket.get(key)
             if slot is None:
-                current[key] = [event.usd, 1]
+                bucket[key] = [event.usd, 1]
             else:
                 slot[0] += event.usd
                 slot[1] += 1
